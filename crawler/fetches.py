@@ -1,0 +1,64 @@
+"""What a download produced: a page or a failure, as a plain value (no Scrapy types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Outcomes of a download that yielded no page. None of them is ever an article change.
+FAILURE_OUTCOMES = frozenset(
+    {
+        "http_error",
+        "timeout",
+        "connection",
+        "dns",
+        "too_large",
+        "robots",
+        "data_loss",
+        "unsupported_scheme",
+        "error",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One download: the response (status, headers we keep, body) or why there was none."""
+
+    url: str
+    final_url: str
+    status: int | None = None
+    body: bytes = b""
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0
+    failure: str | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.failure is not None and self.failure not in FAILURE_OUTCOMES:
+            raise ValueError(f"unknown fetch failure {self.failure!r}")
+
+    @property
+    def ok(self) -> bool:
+        """True when a 2xx response with a body arrived."""
+        return self.failure is None and self.status is not None and 200 <= self.status < 300
+
+    def describe_failure(self) -> str:
+        """One line saying why this download produced no page."""
+        if self.failure == "http_error":
+            return f"HTTP {self.status} from {self.final_url}"
+        return f"{self.reason or self.failure} ({self.url})"
+
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+
+
+def declared_non_html(content_type: str | None) -> str | None:
+    """The declared media type when it is clearly not a web page (e.g. application/pdf)."""
+    if not content_type:
+        return None
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not media or media in _HTML_TYPES or media.endswith("+xml"):
+        return None
+    return media

@@ -1,0 +1,145 @@
+"""Every setting of the crawler, once, with its default and help; and the Scrapy baseline.
+
+Precedence, lowest first: the defaults in :data:`SETTINGS` < ``sources.toml`` (per source,
+later) < environment variables ``CRAWLER_<NAME>`` < command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from crawler import __version__
+from crawler.errors import ConfigError
+
+DEFAULT_STORE = Path("data") / "crawl.db"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, default, type and help text."""
+
+    name: str
+    default: Any
+    convert: Callable[[str], Any]
+    help: str
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("store", str(DEFAULT_STORE), str, "Path of the SQLite store; text files go beside it."),
+    Setting("timeout", 30.0, float, "Seconds before a download is given up."),
+    Setting("max_size", 16 * 1024 * 1024, int, "Largest page, in bytes, after decompression."),
+    Setting("obey_robots", True, _flag, "Respect robots.txt."),
+    Setting("retries", 2, int, "Retries of a download after a timeout, 5xx or 429."),
+    Setting(
+        "contact_url",
+        "https://github.com/newsroom/newsmonitor-crawler",
+        str,
+        "URL in the User-Agent where site owners learn who crawls them.",
+    ),
+    Setting("user_agent", "", str, "Full User-Agent; empty builds one from contact_url."),
+    Setting("concurrency", 16, int, "Parallel downloads in total."),
+    Setting("concurrency_per_domain", 8, int, "Parallel downloads per domain."),
+    Setting("delay", 0.0, float, "Seconds between two downloads from one domain."),
+)
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective settings of one command."""
+
+    store: str
+    timeout: float
+    max_size: int
+    obey_robots: bool
+    retries: int
+    contact_url: str
+    user_agent: str
+    concurrency: int
+    concurrency_per_domain: int
+    delay: float
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        if self.max_size <= 0:
+            raise ConfigError(f"max_size must be positive, got {self.max_size}")
+        if self.retries < 0:
+            raise ConfigError(f"retries must not be negative, got {self.retries}")
+        if self.concurrency < 1 or self.concurrency_per_domain < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.delay < 0:
+            raise ConfigError(f"delay must not be negative, got {self.delay}")
+
+    @property
+    def effective_user_agent(self) -> str:
+        """The User-Agent sent with every request: identifying, with a contact URL."""
+        return self.user_agent or f"newsmonitor-crawler/{__version__} (+{self.contact_url})"
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Build the effective :class:`Config`: defaults < environment < ``overrides``.
+
+    ``overrides`` holds command-line values; ``None`` values are ignored.
+    Raises :class:`ConfigError` naming a bad value.
+    """
+    env = os.environ if environ is None else environ
+    values = {setting.name: setting.default for setting in SETTINGS}
+    for setting in SETTINGS:
+        raw = env.get(f"CRAWLER_{setting.name.upper()}")
+        if raw is not None:
+            try:
+                values[setting.name] = setting.convert(raw)
+            except ValueError as exc:
+                raise ConfigError(f"CRAWLER_{setting.name.upper()}: {exc}") from None
+    for name, value in (overrides or {}).items():
+        if name not in _BY_NAME:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = value
+    known = {f.name for f in fields(Config)}
+    return Config(**{name: value for name, value in values.items() if name in known})
+
+
+def scrapy_settings(config: Config) -> dict[str, Any]:
+    """The Scrapy settings every crawl and fetch uses: polite, bounded and closed to remote control."""
+    return {
+        "BOT_NAME": "newsmonitor-crawler",
+        "USER_AGENT": config.effective_user_agent,
+        "ROBOTSTXT_OBEY": config.obey_robots,
+        # Off: a telnet console and an HTTP endpoint that runs posted Python.
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        # http and https only, even if a bug lets another scheme through.
+        "DOWNLOAD_HANDLERS": {"file": None, "data": None, "s3": None, "ftp": None},
+        "DOWNLOAD_MAXSIZE": config.max_size,
+        "DOWNLOAD_WARNSIZE": min(config.max_size, 4 * 1024 * 1024),
+        "DOWNLOAD_TIMEOUT": config.timeout,
+        "DNS_TIMEOUT": min(config.timeout, 10.0),
+        "DOWNLOAD_DELAY": config.delay,
+        "REDIRECT_MAX_TIMES": 5,
+        "RETRY_ENABLED": config.retries > 0,
+        "RETRY_TIMES": config.retries,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "CONCURRENT_REQUESTS": config.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_domain,
+        "COOKIES_ENABLED": False,
+        "LOG_LEVEL": "ERROR",
+        "LOG_ENABLED": True,
+        "STATS_DUMP": False,
+    }

@@ -1,0 +1,359 @@
+"""The SQLite store: the only module that speaks SQL.
+
+Tables:
+    articles      one row per article (canonical URL), its current state and validators
+    article_urls  every URL an article was reached under, for de-duplication
+    versions      append-only: one row per distinct text of an article, with its diff stats
+    versions_fts  FTS5 index over version titles and texts, kept current by triggers
+    events        new, changed, title_changed, removed, restored: what a reader wants to know
+    fetches       a log of every download and its outcome, failures included
+
+The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` brings an older
+store forward, each migration in one transaction. Writers take the write lock up front
+(``BEGIN IMMEDIATE``) and wait on a busy timeout, so several processes may write at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from crawler.errors import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+EVENT_KINDS = ("new", "changed", "title_changed", "removed", "restored")
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE articles (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL,
+            canonical_url TEXT NOT NULL UNIQUE,
+            source TEXT,
+            status TEXT NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'removed')),
+            first_seen TEXT NOT NULL,
+            last_checked TEXT NOT NULL,
+            last_changed TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,
+            fingerprint TEXT NOT NULL,
+            version_count INTEGER NOT NULL DEFAULT 0,
+            text_file TEXT NOT NULL
+        );
+        CREATE TABLE article_urls (
+            url TEXT PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id)
+        );
+        CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            number INTEGER NOT NULL,
+            fetched_at TEXT NOT NULL,
+            url TEXT NOT NULL,
+            title TEXT NOT NULL,
+            author TEXT,
+            published TEXT,
+            site_name TEXT,
+            language TEXT,
+            description TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            categories TEXT NOT NULL DEFAULT '[]',
+            text TEXT NOT NULL,
+            words INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            change_class TEXT CHECK (change_class IN ('title', 'minor', 'major')),
+            paragraphs_added INTEGER NOT NULL DEFAULT 0,
+            paragraphs_removed INTEGER NOT NULL DEFAULT 0,
+            paragraphs_modified INTEGER NOT NULL DEFAULT 0,
+            words_added INTEGER NOT NULL DEFAULT 0,
+            words_removed INTEGER NOT NULL DEFAULT 0,
+            diff TEXT,
+            extractor TEXT,
+            UNIQUE (article_id, number)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            version_id INTEGER REFERENCES versions(id),
+            kind TEXT NOT NULL
+                CHECK (kind IN ('new', 'changed', 'title_changed', 'removed', 'restored')),
+            at TEXT NOT NULL,
+            summary TEXT NOT NULL
+        );
+        CREATE TABLE fetches (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL,
+            article_id INTEGER REFERENCES articles(id),
+            at TEXT NOT NULL,
+            http_status INTEGER,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            elapsed_ms INTEGER NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL,
+            reason TEXT
+        );
+        CREATE INDEX versions_article ON versions (article_id, number);
+        CREATE INDEX versions_fetched_at ON versions (fetched_at);
+        CREATE INDEX events_at ON events (at);
+        CREATE INDEX events_article ON events (article_id, at);
+        CREATE INDEX fetches_at ON fetches (at);
+        CREATE INDEX fetches_url ON fetches (url, at);
+        CREATE INDEX article_urls_article ON article_urls (article_id);
+        """
+    )
+    db["versions"].enable_fts(
+        ["title", "text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2"
+    )
+
+
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
+    ("articles, versions, events, fetches and full-text search", _migration_1),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An ``articles`` row."""
+
+    id: int
+    url: str
+    canonical_url: str
+    source: str | None
+    status: str
+    first_seen: str
+    last_checked: str
+    last_changed: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    fingerprint: str
+    version_count: int
+    text_file: str
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A ``versions`` row (the diff as decoded JSON)."""
+
+    id: int
+    article_id: int
+    number: int
+    fetched_at: str
+    url: str
+    title: str
+    author: str | None
+    published: str | None
+    site_name: str | None
+    language: str | None
+    description: str | None
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    text: str
+    words: int
+    fingerprint: str
+    change_class: str | None
+    paragraphs_added: int
+    paragraphs_removed: int
+    paragraphs_modified: int
+    words_added: int
+    words_removed: int
+    diff: dict[str, Any] | None
+    extractor: str | None
+
+
+def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and with ``create``, create) the store at ``path``, migrated to the current schema.
+
+    Raises :class:`StoreError` if the file is missing (without ``create``), is not a
+    SQLite database, or was written by a newer version of this program.
+    """
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise StoreError(f"no store at {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {path.parent}: {exc}") from None
+    elif not path.is_file():
+        raise StoreError(f"the store path {path} is not a file")
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+        db = sqlite_utils.Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}") from None
+    return db
+
+
+def open_store_readonly(path: str | Path) -> sqlite_utils.Database:
+    """Open an existing store read-only; writes through it fail. Raises :class:`StoreError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"no store at {path}")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = sqlite_utils.Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version = schema_version(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}") from None
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {path} has schema version {version}, this program expects "
+            f"{SCHEMA_VERSION}; open it once for writing to migrate it"
+        )
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The store's schema version (``PRAGMA user_version``)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply the migrations the store lacks, each in its own transaction.
+
+    Raises :class:`StoreError` if the store is newer than this program.
+    """
+    while True:
+        with write_transaction(db):
+            version = schema_version(db)
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store has schema version {version}, newer than this program's "
+                    f"{SCHEMA_VERSION}: upgrade the crawler"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            _, apply = MIGRATIONS[version]
+            apply(db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Run the block in one write transaction, taking the write lock up front.
+
+    ``BEGIN IMMEDIATE`` waits on the busy timeout instead of failing later when a
+    read would have to be upgraded to a write. Rolls back on any exception.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        raise StoreError("a write transaction is already open")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def _article(row: sqlite3.Row | tuple[Any, ...] | None, cursor: sqlite3.Cursor) -> StoredArticle | None:
+    if row is None:
+        return None
+    names = [column[0] for column in cursor.description]
+    return StoredArticle(**dict(zip(names, row, strict=True)))
+
+
+def find_article(db: sqlite_utils.Database, canonical_url: str, urls: tuple[str, ...] = ()) -> StoredArticle | None:
+    """The article stored under ``canonical_url`` or reached before under one of ``urls``."""
+    cursor = db.execute("SELECT * FROM articles WHERE canonical_url = ?", [canonical_url])
+    found = _article(cursor.fetchone(), cursor)
+    if found is not None or not urls:
+        return found
+    marks = ", ".join("?" for _ in urls)
+    cursor = db.execute(
+        f"SELECT a.* FROM articles a JOIN article_urls u ON u.article_id = a.id "
+        f"WHERE u.url IN ({marks}) ORDER BY a.id LIMIT 1",
+        list(urls),
+    )
+    return _article(cursor.fetchone(), cursor)
+
+
+def get_article(db: sqlite_utils.Database, article_id: int) -> StoredArticle | None:
+    """The article with ``article_id``, or None."""
+    cursor = db.execute("SELECT * FROM articles WHERE id = ?", [article_id])
+    return _article(cursor.fetchone(), cursor)
+
+
+def latest_version(db: sqlite_utils.Database, article_id: int) -> StoredVersion | None:
+    """The newest version of an article, or None if it has none."""
+    cursor = db.execute(
+        "SELECT * FROM versions WHERE article_id = ? ORDER BY number DESC LIMIT 1", [article_id]
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip([column[0] for column in cursor.description], row, strict=True))
+    values["tags"] = tuple(json.loads(values["tags"]))
+    values["categories"] = tuple(json.loads(values["categories"]))
+    values["diff"] = json.loads(values["diff"]) if values["diff"] else None
+    return StoredVersion(**values)
+
+
+def insert_article(db: sqlite_utils.Database, **fields: Any) -> int:
+    """Insert an ``articles`` row; return its id."""
+    return int(db["articles"].insert(fields).last_pk)
+
+
+def update_article(db: sqlite_utils.Database, article_id: int, **fields: Any) -> None:
+    """Update columns of one ``articles`` row."""
+    db["articles"].update(article_id, fields)
+
+
+def add_article_urls(db: sqlite_utils.Database, article_id: int, urls: tuple[str, ...]) -> None:
+    """Remember that the article was reached under each of ``urls``."""
+    for url in dict.fromkeys(urls):
+        db.execute(
+            "INSERT OR IGNORE INTO article_urls (url, article_id) VALUES (?, ?)", [url, article_id]
+        )
+
+
+def insert_version(db: sqlite_utils.Database, **fields: Any) -> int:
+    """Append a ``versions`` row (lists and dicts stored as JSON); return its id."""
+    for key in ("tags", "categories"):
+        fields[key] = json.dumps(list(fields.get(key) or ()), ensure_ascii=False)
+    if fields.get("diff") is not None:
+        fields["diff"] = json.dumps(fields["diff"], ensure_ascii=False)
+    return int(db["versions"].insert(fields).last_pk)
+
+
+def insert_event(
+    db: sqlite_utils.Database, article_id: int, kind: str, at: str, summary: str, version_id: int | None = None
+) -> int:
+    """Append an ``events`` row; return its id."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    row = {"article_id": article_id, "version_id": version_id, "kind": kind, "at": at, "summary": summary}
+    return int(db["events"].insert(row).last_pk)
+
+
+def insert_fetch(db: sqlite_utils.Database, **fields: Any) -> int:
+    """Append a ``fetches`` log row; return its id."""
+    return int(db["fetches"].insert(fields).last_pk)
+
+
+def count_rows(db: sqlite_utils.Database, table: str) -> int:
+    """The number of rows in one of the store's tables."""
+    if table not in {"articles", "article_urls", "versions", "events", "fetches"}:
+        raise ValueError(f"unknown table {table!r}")
+    return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

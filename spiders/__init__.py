@@ -1,0 +1,1 @@
+"""Scrapy spiders. Discovery differs per spider; every one yields FetchResult items."""
