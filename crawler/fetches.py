@@ -46,9 +46,10 @@ class FetchResult:
 
     def describe_failure(self) -> str:
         """One line saying why this download produced no page."""
+        where = f" at {self.final_url}" if self.final_url != self.url else ""
         if self.failure == "http_error":
-            return f"HTTP {self.status} from {self.final_url}"
-        return f"{self.reason or self.failure} ({self.url})"
+            return f"HTTP {self.status}{where}"
+        return f"{self.reason or self.failure}{where}"
 
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")

@@ -117,7 +117,7 @@ def load_config(
 
 
 def scrapy_settings(config: Config) -> dict[str, Any]:
-    """The Scrapy settings every crawl and fetch uses: polite, bounded and closed to remote control."""
+    """The Scrapy settings of every crawl and fetch: polite, bounded, no remote control."""
     return {
         "BOT_NAME": "newsmonitor-crawler",
         "USER_AGENT": config.effective_user_agent,

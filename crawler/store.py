@@ -110,7 +110,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         CREATE INDEX article_urls_article ON article_urls (article_id);
         """
     )
-    db["versions"].enable_fts(
+    db.table("versions").enable_fts(
         ["title", "text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2"
     )
 
@@ -267,14 +267,18 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Databa
         conn.execute("COMMIT")
 
 
-def _article(row: sqlite3.Row | tuple[Any, ...] | None, cursor: sqlite3.Cursor) -> StoredArticle | None:
+def _article(
+    row: sqlite3.Row | tuple[Any, ...] | None, cursor: sqlite3.Cursor
+) -> StoredArticle | None:
     if row is None:
         return None
     names = [column[0] for column in cursor.description]
     return StoredArticle(**dict(zip(names, row, strict=True)))
 
 
-def find_article(db: sqlite_utils.Database, canonical_url: str, urls: tuple[str, ...] = ()) -> StoredArticle | None:
+def find_article(
+    db: sqlite_utils.Database, canonical_url: str, urls: tuple[str, ...] = ()
+) -> StoredArticle | None:
     """The article stored under ``canonical_url`` or reached before under one of ``urls``."""
     cursor = db.execute("SELECT * FROM articles WHERE canonical_url = ?", [canonical_url])
     found = _article(cursor.fetchone(), cursor)
@@ -312,12 +316,12 @@ def latest_version(db: sqlite_utils.Database, article_id: int) -> StoredVersion 
 
 def insert_article(db: sqlite_utils.Database, **fields: Any) -> int:
     """Insert an ``articles`` row; return its id."""
-    return int(db["articles"].insert(fields).last_pk)
+    return _insert(db, "articles", fields)
 
 
 def update_article(db: sqlite_utils.Database, article_id: int, **fields: Any) -> None:
     """Update columns of one ``articles`` row."""
-    db["articles"].update(article_id, fields)
+    db.table("articles").update(article_id, fields)
 
 
 def add_article_urls(db: sqlite_utils.Database, article_id: int, urls: tuple[str, ...]) -> None:
@@ -334,22 +338,40 @@ def insert_version(db: sqlite_utils.Database, **fields: Any) -> int:
         fields[key] = json.dumps(list(fields.get(key) or ()), ensure_ascii=False)
     if fields.get("diff") is not None:
         fields["diff"] = json.dumps(fields["diff"], ensure_ascii=False)
-    return int(db["versions"].insert(fields).last_pk)
+    return _insert(db, "versions", fields)
 
 
 def insert_event(
-    db: sqlite_utils.Database, article_id: int, kind: str, at: str, summary: str, version_id: int | None = None
+    db: sqlite_utils.Database,
+    article_id: int,
+    kind: str,
+    at: str,
+    summary: str,
+    version_id: int | None = None,
 ) -> int:
     """Append an ``events`` row; return its id."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    row = {"article_id": article_id, "version_id": version_id, "kind": kind, "at": at, "summary": summary}
-    return int(db["events"].insert(row).last_pk)
+    row = {
+        "article_id": article_id,
+        "version_id": version_id,
+        "kind": kind,
+        "at": at,
+        "summary": summary,
+    }
+    return _insert(db, "events", row)
 
 
 def insert_fetch(db: sqlite_utils.Database, **fields: Any) -> int:
     """Append a ``fetches`` log row; return its id."""
-    return int(db["fetches"].insert(fields).last_pk)
+    return _insert(db, "fetches", fields)
+
+
+def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
+    last_pk = db.table(table).insert(row).last_pk
+    if not isinstance(last_pk, int):
+        raise StoreError(f"insert into {table} returned no row id")
+    return last_pk
 
 
 def count_rows(db: sqlite_utils.Database, table: str) -> int:

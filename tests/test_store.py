@@ -49,8 +49,16 @@ def test_missing_store_without_create(tmp_path):
 
 def _article(db, url="https://a.example/x"):
     return store.insert_article(
-        db, url=url, canonical_url=url, status="live", first_seen="t", last_checked="t",
-        last_changed="t", fingerprint="f", version_count=0, text_file="001_x.txt",
+        db,
+        url=url,
+        canonical_url=url,
+        status="live",
+        first_seen="t",
+        last_checked="t",
+        last_changed="t",
+        fingerprint="f",
+        version_count=0,
+        text_file="001_x.txt",
     )
 
 
@@ -78,13 +86,21 @@ def test_versions_are_searchable_through_fts(tmp_path):
     with store.write_transaction(db):
         article_id = _article(db)
         store.insert_version(
-            db, article_id=article_id, number=1, fetched_at="t", url="u",
-            title="Nato-Chef trifft Trump", text="Nato-Chef trifft Trump\nGespräch in Florida über Sicherheit",
-            words=5, fingerprint="f", tags=["Politik"],
+            db,
+            article_id=article_id,
+            number=1,
+            fetched_at="t",
+            url="u",
+            title="Nato-Chef trifft Trump",
+            text="Nato-Chef trifft Trump\nGespräch in Florida über Sicherheit",
+            words=5,
+            fingerprint="f",
+            tags=["Politik"],
         )
     hits = db.execute(
         "SELECT v.title FROM versions_fts JOIN versions v ON v.id = versions_fts.rowid "
-        "WHERE versions_fts MATCH ?", ["gesprach"],
+        "WHERE versions_fts MATCH ?",
+        ["gesprach"],
     ).fetchall()
     assert hits == [("Nato-Chef trifft Trump",)]
     assert store.latest_version(db, article_id).tags == ("Politik",)

@@ -6,7 +6,8 @@ from crawler.textfiles import text_file_name, write_text_file
 
 
 @pytest.mark.parametrize(
-    ("sequence", "prefix"), [(0, "000_"), (7, "007_"), (999, "999_"), (1000, "1000_"), (123456, "123456_")]
+    ("sequence", "prefix"),
+    [(0, "000_"), (7, "007_"), (999, "999_"), (1000, "1000_"), (123456, "123456_")],
 )
 def test_file_names_are_sequence_and_url_hash(sequence, prefix):
     url = "https://www.dwn.example/politik/nato"
