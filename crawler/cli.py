@@ -140,6 +140,52 @@ def extract_command(file: Path, url: str | None, content_type: str | None, as_js
     _print_article(article, as_json)
 
 
+@cli.command()
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data") / "demo" / "crawl.db",
+    show_default=True,
+    help="Store of the demo; started afresh on every run.",
+)
+def demo(store: Path) -> None:
+    """Serve a bundled German news page on 127.0.0.1 and follow it through its life.
+
+    Three real fetches: first publication, a churned template (no change) and an
+    edited sentence (version 2). Then shows where the results are.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from crawler.changes import word_diff
+    from crawler.demo import reset_store, run_demo
+    from crawler.store import latest_version, open_store
+
+    console = Console(stderr=True, soft_wrap=True)
+    reset_store(store)
+    with console.status("fetching the demo article three times…"):
+        steps = run_demo(store)
+    click.echo(steps[-1].text, nl=False)
+    console.print()
+    for number, step in enumerate(steps, 1):
+        console.print(f"[bold]{number}. {escape(step.title)}[/bold]\n   {escape(step.status_line)}")
+    db = open_store(store, create=False)
+    version = latest_version(db, steps[-1].outcome["article_id"])
+    for change in (version.diff or {}).get("changes", []) if version else []:
+        marked = " ".join(
+            escape(word)
+            if op == "equal"
+            else f"[{'green' if op == 'insert' else 'red strike'}]{escape(word)}[/]"
+            for op, word in word_diff(change.get("old") or "", change.get("new") or "")
+        )
+        console.print(f"   [dim]{change['op']}:[/dim] {marked}")
+    console.print(
+        f"\nStored in {store}, the latest text in {store.parent / 'articles'}/.\n"
+        f"Its versions: sqlite-utils {store} "
+        "'SELECT number, fetched_at, change_class, words_added, words_removed FROM versions'"
+    )
+
+
 def _article_from(result: FetchResult) -> Article:
     """The article in a download, or FetchError/ExtractionError saying why there is none."""
     if not result.ok:
