@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crawler.errors import ExtractionError, FetchError
+from crawler.extraction import Article, extract
+
 # Outcomes of a download that yielded no page. None of them is ever an article change.
 FAILURE_OUTCOMES = frozenset(
     {
@@ -63,3 +66,21 @@ def declared_non_html(content_type: str | None) -> str | None:
     if not media or media in _HTML_TYPES or media.endswith("+xml"):
         return None
     return media
+
+
+def article_from_fetch(result: FetchResult) -> Article:
+    """The article in a download.
+
+    Raises :class:`FetchError` or :class:`ExtractionError` saying why there is none.
+    """
+    if not result.ok:
+        raise FetchError(
+            f"cannot fetch {result.url}: {result.describe_failure()}", result.failure or "error"
+        )
+    media = declared_non_html(result.content_type)
+    if media is not None:
+        raise ExtractionError(f"{result.final_url} is {media}, not an HTML page", reason="not_html")
+    try:
+        return extract(result.body, result.final_url, content_type=result.content_type)
+    except ExtractionError as error:
+        raise ExtractionError(f"{result.final_url}: {error}", reason=error.reason) from None

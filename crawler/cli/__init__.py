@@ -1,0 +1,84 @@
+"""The ``crawler`` command: thin click commands over the library.
+
+Each command parses flags, calls one library function and formats the result. Errors
+of this package become one ``error: …`` line on stderr and an exit code (2 for bad
+input, 1 for anything that failed); a traceback is shown only with ``--debug``.
+The commands live in submodules by what they work on: ``pages`` (fetch, extract, demo).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from crawler import __version__
+from crawler.errors import CrawlerError
+from crawler.settings import DEFAULT_STORE
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+store_option = click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"SQLite store; text files go to articles/ beside it. [default: {DEFAULT_STORE}]",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crawler")
+@click.option(
+    "--debug", is_flag=True, envvar="CRAWLER_DEBUG", help="Show tracebacks and Scrapy's log."
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Monitor news articles: fetch pages, extract clean text, keep every version."""
+    ctx.obj = {"debug": debug}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code. Our errors become one stderr line."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
+        os.environ.get("CRAWLER_DEBUG")
+    )
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="crawler",
+            standalone_mode=False,
+        )
+    except CrawlerError as error:
+        if debug:
+            raise
+        _fail(str(error))
+        return error.exit_code
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.Abort:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as error:
+        _fail(error.format_message())
+        return error.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
+        if debug:
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (run with --debug for details)")
+        return EXIT_INTERNAL
+    return 0
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+
+
+from crawler.cli import pages  # noqa: E402, F401 - registers the commands
