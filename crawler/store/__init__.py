@@ -7,6 +7,7 @@ Tables:
     versions_fts  FTS5 index over version titles and texts, kept current by triggers
     events        new, changed, title_changed, removed, restored: what a reader wants to know
     fetches       a log of every download and its outcome, failures included
+    runs          one row per crawl of a source: when, outcome, counts
 
 The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` brings an older
 store forward, each migration in one transaction. Writers take the write lock up front
@@ -115,8 +116,38 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE articles ADD COLUMN gone_since TEXT;
+        ALTER TABLE articles ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE articles ADD COLUMN last_error TEXT;
+        ALTER TABLE articles ADD COLUMN listed_at TEXT;
+        CREATE INDEX articles_source_checked ON articles (source, status, last_checked);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            outcome TEXT NOT NULL DEFAULT 'running'
+                CHECK (outcome IN ('running', 'ok', 'failed', 'interrupted')),
+            fetched INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            not_modified INTEGER NOT NULL DEFAULT 0,
+            removed INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX runs_source_started ON runs (source, started_at);
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("articles, versions, events, fetches and full-text search", _migration_1),
+    ("crawl runs; removal confirmation and failure counts on articles", _migration_2),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -139,6 +170,10 @@ class StoredArticle:
     fingerprint: str
     version_count: int
     text_file: str
+    gone_since: str | None = None
+    failures: int = 0
+    last_error: str | None = None
+    listed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -376,6 +411,6 @@ def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
 
 def count_rows(db: sqlite_utils.Database, table: str) -> int:
     """The number of rows in one of the store's tables."""
-    if table not in {"articles", "article_urls", "versions", "events", "fetches"}:
+    if table not in {"articles", "article_urls", "versions", "events", "fetches", "runs"}:
         raise ValueError(f"unknown table {table!r}")
     return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
