@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from crawler.errors import ExtractionError, FetchError
@@ -37,6 +38,9 @@ class FetchResult:
     elapsed: float = 0.0
     failure: str | None = None
     reason: str | None = None
+    source: str | None = None
+    previous_body_hash: str | None = None
+    listed_at: str | None = None
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURE_OUTCOMES:
@@ -47,12 +51,37 @@ class FetchResult:
         """True when a 2xx response with a body arrived."""
         return self.failure is None and self.status is not None and 200 <= self.status < 300
 
+    @property
+    def not_modified(self) -> bool:
+        """True for a 304 answer to a conditional request: the page is unchanged."""
+        return self.failure is None and self.status == 304
+
+    @property
+    def gone(self) -> bool:
+        """True when the server says the page no longer exists (404 or 410)."""
+        return self.failure == "http_error" and self.status in (404, 410)
+
+    @property
+    def body_hash(self) -> str | None:
+        """SHA-256 of the raw body, for recognising an identical page without extraction."""
+        return hashlib.sha256(self.body).hexdigest() if self.body else None
+
     def describe_failure(self) -> str:
         """One line saying why this download produced no page."""
         where = f" at {self.final_url}" if self.final_url != self.url else ""
         if self.failure == "http_error":
             return f"HTTP {self.status}{where}"
         return f"{self.reason or self.failure}{where}"
+
+
+@dataclass(frozen=True)
+class CrawledPage:
+    """A download and what extraction made of it: an article, or the reason for none."""
+
+    fetch: FetchResult
+    article: Article | None = None
+    problem: str | None = None
+    message: str | None = None
 
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")

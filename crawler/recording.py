@@ -7,10 +7,9 @@ The text file is written before the transaction that points to it commits.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ import sqlite_utils
 from crawler import store
 from crawler.changes import Change, compare
 from crawler.extraction import Article
-from crawler.fetches import FetchResult
+from crawler.fetches import CrawledPage, FetchResult
 from crawler.textfiles import text_file_name, write_text_file
 from crawler.urls import canonicalize_url
 
@@ -30,15 +29,21 @@ EXTRACTOR = f"trafilatura {package_version('trafilatura')}"
 
 @dataclass(frozen=True)
 class Recorded:
-    """What recording one article did: ``kind`` is new, unchanged or changed."""
+    """What recording one page did. ``kind`` is new, changed, unchanged, not_modified,
+    removed, gone_suspect, or a failure outcome (http_error, timeout, not_html, …)."""
 
     kind: str
-    article_id: int
+    article_id: int | None
     canonical_url: str
     version: int
     change_class: str | None
     summary: str
-    text_file: Path
+    text_file: Path | None
+
+    @classmethod
+    def failed(cls, article_id: int | None, url: str, outcome: str, reason: str) -> Recorded:
+        """The outcome of a check that produced no article text."""
+        return cls(outcome, article_id, url, 0, None, reason, None)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields."""
@@ -49,7 +54,7 @@ class Recorded:
             "version": self.version,
             "change_class": self.change_class,
             "summary": self.summary,
-            "text_file": str(self.text_file),
+            "text_file": str(self.text_file) if self.text_file else None,
         }
 
 
@@ -87,53 +92,191 @@ def record_article(
     Returns what happened. Raises :class:`crawler.errors.StoreError` or ``OSError`` on
     storage failure, in which case nothing was committed.
     """
-    at = timestamp(now)
-    canonical = identity_url(article, fetch.final_url)
-    aliases = tuple(
-        canonicalize_url(url) for url in (fetch.url, fetch.final_url, article.url or fetch.url)
-    )
-    body_hash = hashlib.sha256(fetch.body).hexdigest() if fetch.body else None
     with store.write_transaction(db):
-        existing = store.find_article(db, canonical, aliases)
-        previous = store.latest_version(db, existing.id) if existing else None
-        change = compare(previous.text if previous else None, article.text, ignore_patterns)
-        validators = {
-            "etag": fetch.etag,
-            "last_modified": fetch.last_modified,
-            "body_hash": body_hash,
-        }
-        if existing is None:
-            recorded = _record_new(
-                db, article, fetch, change, canonical, at, text_dir, validators, source
-            )
-        elif change.kind == "unchanged":
-            store.update_article(db, existing.id, last_checked=at, **validators)
-            recorded = Recorded(
-                "unchanged",
-                existing.id,
-                existing.canonical_url,
-                existing.version_count,
-                None,
-                change.summary,
-                text_dir / existing.text_file,
-            )
-        else:
-            recorded = _record_change(
-                db, existing, article, fetch, change, at, text_dir, validators
-            )
-        store.add_article_urls(db, recorded.article_id, aliases)
-        _log_fetch(db, fetch, recorded.article_id, at, recorded.kind, None)
-    return recorded
+        return _apply_article(
+            db, article, fetch, text_dir, timestamp(now), tuple(ignore_patterns), source
+        )
 
 
 def record_failure(
     db: sqlite_utils.Database, fetch: FetchResult, *, now: datetime, outcome: str, reason: str
 ) -> None:
     """Log a download or extraction that produced no article text. Never a change or removal."""
-    aliases = (canonicalize_url(fetch.url), canonicalize_url(fetch.final_url))
     with store.write_transaction(db):
-        existing = store.find_article(db, aliases[1], aliases)
-        _log_fetch(db, fetch, existing.id if existing else None, timestamp(now), outcome, reason)
+        _apply_failure(db, fetch, timestamp(now), outcome, reason)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a source's pages are recorded: ignore patterns and removal confirmation."""
+
+    ignore_patterns: tuple[str, ...] = ()
+    confirm_removal_after: timedelta = timedelta(hours=1)
+
+
+def record_pages(
+    db: sqlite_utils.Database,
+    pages: list[CrawledPage],
+    *,
+    text_dir: Path,
+    now: datetime,
+    policies: dict[str | None, Policy] | None = None,
+) -> list[Recorded]:
+    """Record a batch of crawled pages in one transaction; return one outcome per page.
+
+    Every outcome of a download is handled here: a new or changed article, an
+    unchanged one (same text, same raw body, or 304), a failure, or a 404/410.
+    """
+    at = timestamp(now)
+    policies = policies or {}
+    with store.write_transaction(db):
+        return [
+            _apply_page(db, page, text_dir, at, policies.get(page.fetch.source, Policy()))
+            for page in pages
+        ]
+
+
+def _apply_page(
+    db: sqlite_utils.Database, page: CrawledPage, text_dir: Path, at: str, policy: Policy
+) -> Recorded:
+    fetch = page.fetch
+    if fetch.gone:
+        return _apply_gone(db, fetch, at, policy.confirm_removal_after)
+    if fetch.failure is not None:
+        return _apply_failure(db, fetch, at, fetch.failure, fetch.describe_failure())
+    if fetch.not_modified:
+        return _apply_checked(db, fetch, at, "not_modified")
+    if fetch.previous_body_hash is not None and fetch.previous_body_hash == fetch.body_hash:
+        return _apply_checked(db, fetch, at, "unchanged")
+    if page.article is None:
+        return _apply_failure(db, fetch, at, page.problem or "no_text", page.message or "")
+    return _apply_article(
+        db, page.article, fetch, text_dir, at, policy.ignore_patterns, fetch.source
+    )
+
+
+def _aliases(fetch: FetchResult, article: Article | None = None) -> tuple[str, ...]:
+    urls = (fetch.url, fetch.final_url, (article.url if article else None) or fetch.url)
+    return tuple(dict.fromkeys(canonicalize_url(url) for url in urls))
+
+
+def _known(db: sqlite_utils.Database, fetch: FetchResult) -> store.StoredArticle | None:
+    aliases = _aliases(fetch)
+    return store.find_article(db, aliases[-1], aliases)
+
+
+def _apply_article(
+    db: sqlite_utils.Database,
+    article: Article,
+    fetch: FetchResult,
+    text_dir: Path,
+    at: str,
+    ignore_patterns: tuple[str, ...],
+    source: str | None,
+) -> Recorded:
+    canonical = identity_url(article, fetch.final_url)
+    aliases = _aliases(fetch, article)
+    existing = store.find_article(db, canonical, aliases)
+    previous = store.latest_version(db, existing.id) if existing else None
+    change = compare(previous.text if previous else None, article.text, ignore_patterns)
+    state: dict[str, object] = {
+        "etag": fetch.etag,
+        "last_modified": fetch.last_modified,
+        "body_hash": fetch.body_hash,
+        "gone_since": None,
+    }
+    if fetch.listed_at:
+        state["listed_at"] = fetch.listed_at
+    if existing is None:
+        recorded = _record_new(db, article, fetch, change, canonical, at, text_dir, state, source)
+    elif change.kind == "unchanged":
+        store.update_article(db, existing.id, last_checked=at, **state)
+        recorded = _unchanged(existing, text_dir, change.summary)
+    else:
+        recorded = _record_change(db, existing, article, fetch, change, at, text_dir, state)
+    article_id = recorded.article_id
+    assert article_id is not None  # a recorded article always has its row
+    store.add_article_urls(db, article_id, aliases)
+    _log_fetch(db, fetch, article_id, at, recorded.kind, None)
+    return recorded
+
+
+def _unchanged(existing: store.StoredArticle, text_dir: Path, summary: str) -> Recorded:
+    return Recorded(
+        "unchanged",
+        existing.id,
+        existing.canonical_url,
+        existing.version_count,
+        None,
+        summary,
+        text_dir / existing.text_file,
+    )
+
+
+def _apply_checked(db: sqlite_utils.Database, fetch: FetchResult, at: str, kind: str) -> Recorded:
+    """A revisit found the page as it was (304, or the same raw body): only note the check."""
+    existing = _known(db, fetch)
+    if existing is None:
+        return _apply_failure(db, fetch, at, "error", "unchanged answer for an unknown article")
+    state: dict[str, object] = {"last_checked": at, "gone_since": None}
+    if fetch.listed_at:
+        state["listed_at"] = fetch.listed_at
+    if not fetch.not_modified:
+        state.update(etag=fetch.etag, last_modified=fetch.last_modified)
+    store.update_article(db, existing.id, **state)
+    _log_fetch(db, fetch, existing.id, at, kind, None)
+    return Recorded(
+        kind,
+        existing.id,
+        existing.canonical_url,
+        existing.version_count,
+        None,
+        kind.replace("_", " "),
+        Path(existing.text_file),
+    )
+
+
+def _apply_failure(
+    db: sqlite_utils.Database, fetch: FetchResult, at: str, outcome: str, reason: str
+) -> Recorded:
+    """A check that produced no article text: logged in ``fetches``, nothing else changes."""
+    existing = _known(db, fetch)
+    _log_fetch(db, fetch, existing.id if existing else None, at, outcome, reason)
+    return Recorded.failed(existing.id if existing else None, fetch.final_url, outcome, reason)
+
+
+def _apply_gone(
+    db: sqlite_utils.Database, fetch: FetchResult, at: str, confirm_after: timedelta
+) -> Recorded:
+    """A 404/410: removal is confirmed by a second one at least ``confirm_after`` later."""
+    existing = _known(db, fetch)
+    if existing is None or existing.status == "removed":
+        return _apply_failure(db, fetch, at, "http_error", fetch.describe_failure())
+    if existing.gone_since is None:
+        store.update_article(db, existing.id, gone_since=at, last_checked=at)
+        _log_fetch(db, fetch, existing.id, at, "gone_suspect", fetch.describe_failure())
+        return Recorded.failed(existing.id, existing.canonical_url, "gone_suspect", "first 404/410")
+    if _parse(at) - _parse(existing.gone_since) < confirm_after:
+        store.update_article(db, existing.id, last_checked=at)
+        _log_fetch(db, fetch, existing.id, at, "gone_suspect", fetch.describe_failure())
+        return Recorded.failed(existing.id, existing.canonical_url, "gone_suspect", "not confirmed")
+    summary = f"HTTP {fetch.status} since {existing.gone_since}"
+    store.update_article(db, existing.id, status="removed", last_checked=at, last_changed=at)
+    store.insert_event(db, existing.id, "removed", at, summary)
+    _log_fetch(db, fetch, existing.id, at, "removed", summary)
+    return Recorded(
+        "removed",
+        existing.id,
+        existing.canonical_url,
+        existing.version_count,
+        None,
+        summary,
+        Path(existing.text_file),
+    )
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _record_new(
@@ -144,7 +287,7 @@ def _record_new(
     canonical: str,
     at: str,
     text_dir: Path,
-    validators: dict[str, str | None],
+    state: dict[str, object],
     source: str | None,
 ) -> Recorded:
     article_id = store.insert_article(
@@ -159,7 +302,7 @@ def _record_new(
         fingerprint=change.fingerprint,
         version_count=1,
         text_file="",
-        **validators,
+        **state,
     )
     name = text_file_name(article_id, canonical)
     store.update_article(db, article_id, text_file=name)
@@ -177,7 +320,7 @@ def _record_change(
     change: Change,
     at: str,
     text_dir: Path,
-    validators: dict[str, str | None],
+    state: dict[str, object],
 ) -> Recorded:
     number = existing.version_count + 1
     version_id = _insert_version(db, existing.id, number, article, fetch, change, at)
@@ -193,7 +336,7 @@ def _record_change(
         last_changed=at,
         fingerprint=change.fingerprint,
         version_count=number,
-        **validators,
+        **state,
     )
     path = write_text_file(text_dir, existing.text_file, article.text)
     return Recorded(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from crawler import store
 from crawler.extraction import Article
-from crawler.fetches import FetchResult
-from crawler.recording import identity_url, record_article, record_failure
+from crawler.fetches import CrawledPage, FetchResult
+from crawler.recording import Policy, identity_url, record_article, record_failure, record_pages
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 URL = "https://www.dwn.example/politik/nato-treffen"
@@ -172,3 +172,67 @@ def test_two_processes_write_at_once_without_losing_rows(tmp_path):
             " GROUP BY 1, 2 HAVING count(*) > 1)"
         ).fetchone()
         assert numbers == (0,)
+
+
+def page(url=URL, **kwargs):
+    return CrawledPage(fetched(url=url, **kwargs), article(url=url, canonical=url))
+
+
+def outcomes(db, texts, pages, now, **policy):
+    policies = {None: Policy(**policy)} if policy else None
+    return [r.kind for r in record_pages(db, pages, text_dir=texts, now=now, policies=policies)]
+
+
+def test_a_batch_records_every_kind_of_outcome(tmp_path):
+    db = store.open_store(tmp_path / "crawl.db")
+    texts = tmp_path / "articles"
+    body_hash = fetched().body_hash
+    first = outcomes(db, texts, [page(etag='"a"'), page(url=URL + "-zwei")], T0)
+    assert first == ["new", "new"]
+    later = T0 + timedelta(hours=1)
+    kinds = outcomes(
+        db,
+        texts,
+        [
+            CrawledPage(FetchResult(url=URL, final_url=URL, status=304)),
+            CrawledPage(fetched(previous_body_hash=body_hash)),
+            CrawledPage(FetchResult(url=URL, final_url=URL, failure="timeout", reason="slow")),
+            CrawledPage(fetched(), problem="no_text", message="consent wall"),
+        ],
+        later,
+    )
+    assert kinds == ["not_modified", "unchanged", "timeout", "no_text"]
+    assert store.count_rows(db, "versions") == 2
+    assert rows(db, "SELECT count(*) FROM events") == [(2,)]
+
+
+def test_removal_needs_a_second_404_after_the_confirmation_time(tmp_path):
+    db = store.open_store(tmp_path / "crawl.db")
+    texts = tmp_path / "articles"
+    outcomes(db, texts, [page()], T0)
+    gone = CrawledPage(FetchResult(url=URL, final_url=URL, status=404, failure="http_error"))
+    confirm = {"confirm_removal_after": timedelta(hours=1)}
+    assert outcomes(db, texts, [gone], T0 + timedelta(minutes=1), **confirm) == ["gone_suspect"]
+    assert outcomes(db, texts, [gone], T0 + timedelta(minutes=30), **confirm) == ["gone_suspect"]
+    assert rows(db, "SELECT status FROM articles") == [("live",)]
+    assert outcomes(db, texts, [gone], T0 + timedelta(minutes=62), **confirm) == ["removed"]
+    assert rows(db, "SELECT status FROM articles") == [("removed",)]
+    assert rows(db, "SELECT kind FROM events ORDER BY id") == [("new",), ("removed",)]
+    # A 404 that is followed by a good answer resets the suspicion; a return is a restore.
+    back = outcomes(db, texts, [page()], T0 + timedelta(hours=2))
+    assert back == ["unchanged"] or back == ["changed"]
+
+
+def test_a_server_error_storm_never_removes_or_changes(tmp_path):
+    db = store.open_store(tmp_path / "crawl.db")
+    texts = tmp_path / "articles"
+    outcomes(db, texts, [page()], T0)
+    before = rows(db, "SELECT * FROM articles") + rows(db, "SELECT * FROM versions")
+    storm = [
+        CrawledPage(FetchResult(url=URL, final_url=URL, status=code, failure="http_error"))
+        for code in (500, 502, 503, 429, 403)
+    ]
+    for hour in range(1, 5):
+        outcomes(db, texts, storm, T0 + timedelta(hours=hour), confirm_removal_after=timedelta(0))
+    assert rows(db, "SELECT * FROM articles") + rows(db, "SELECT * FROM versions") == before
+    assert rows(db, "SELECT count(*) FROM events") == [(1,)]

@@ -120,8 +120,6 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.executescript(
         """
         ALTER TABLE articles ADD COLUMN gone_since TEXT;
-        ALTER TABLE articles ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE articles ADD COLUMN last_error TEXT;
         ALTER TABLE articles ADD COLUMN listed_at TEXT;
         CREATE INDEX articles_source_checked ON articles (source, status, last_checked);
         CREATE TABLE runs (
@@ -147,7 +145,7 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("articles, versions, events, fetches and full-text search", _migration_1),
-    ("crawl runs; removal confirmation and failure counts on articles", _migration_2),
+    ("crawl runs; removal confirmation and listing dates on articles", _migration_2),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -171,8 +169,6 @@ class StoredArticle:
     version_count: int
     text_file: str
     gone_since: str | None = None
-    failures: int = 0
-    last_error: str | None = None
     listed_at: str | None = None
 
 
