@@ -82,3 +82,5 @@ def _fail(message: str) -> None:
 
 
 from crawler.cli import pages  # noqa: E402, F401 - registers the commands
+
+from crawler.cli import querying  # noqa: E402, F401  # isort: skip
