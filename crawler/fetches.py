@@ -113,3 +113,18 @@ def article_from_fetch(result: FetchResult) -> Article:
         return extract(result.body, result.final_url, content_type=result.content_type)
     except ExtractionError as error:
         raise ExtractionError(f"{result.final_url}: {error}", reason=error.reason) from None
+
+
+def extract_parts(fetch: FetchResult) -> tuple[Article | None, str | None, str | None]:
+    """(article, problem, message) for a download; never raises, so it can run in a worker.
+
+    ``problem`` is an outcome code (``not_html``, ``no_text``, …) when there is no article.
+    """
+    try:
+        return article_from_fetch(fetch), None, None
+    except ExtractionError as error:
+        return None, error.reason, str(error)
+    except FetchError as error:
+        return None, error.outcome, str(error)
+    except Exception as error:  # noqa: BLE001 - one bad page must not stop a crawl
+        return None, "extraction_error", f"{type(error).__name__}: {error}"

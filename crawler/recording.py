@@ -8,6 +8,11 @@ The text file is written before the transaction that points to it commits.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
@@ -407,3 +412,104 @@ def _log_fetch(
         outcome=outcome,
         reason=reason,
     )
+
+
+class BatchRecorder:
+    """The one writer of a crawl: a thread that records submitted pages in batches.
+
+    ``submit`` never blocks the reactor for long; ``close`` flushes and waits. Counts of
+    outcomes per source are readable at any time (for progress displays).
+    """
+
+    def __init__(
+        self,
+        store_path: Path,
+        *,
+        policies: dict[str | None, Policy] | None = None,
+        batch_size: int = 200,
+        max_wait: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store_path = Path(store_path)
+        self.text_dir = self.store_path.parent / "articles"
+        self.policies = policies or {}
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+        self.clock = clock
+        self.error: BaseException | None = None
+        self._counts: dict[str | None, Counter[str]] = defaultdict(Counter)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[CrawledPage | None] = queue.Queue(maxsize=10 * batch_size)
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def submit(self, page: CrawledPage) -> None:
+        """Queue a page for recording."""
+        self._queue.put(page)
+
+    def counts(self, source: str | None = None) -> Counter[str]:
+        """Outcome counts so far, for one source or (``None``) all of them."""
+        with self._lock:
+            if source is not None:
+                return Counter(self._counts.get(source, Counter()))
+            return sum(self._counts.values(), Counter())
+
+    def close(self) -> None:
+        """Record what is queued, stop the thread; re-raise a storage error if one occurred."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        db = None
+        try:
+            db = store.open_store(self.store_path)
+            while (batch := self._next_batch()) is not None:
+                if batch:
+                    self._record(db, batch)
+        except BaseException as error:  # noqa: BLE001 - reported by close()
+            self.error = error
+            self._drain()
+        finally:
+            if db is not None:
+                db.close()
+
+    def _next_batch(self) -> list[CrawledPage] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        deadline = time.monotonic() + self.max_wait
+        while len(batch) < self.batch_size:
+            try:
+                page = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if page is None:
+                self._queue.put(None)  # seen again after this batch: stop then
+                break
+            batch.append(page)
+        return batch
+
+    def _record(self, db: sqlite_utils.Database, batch: list[CrawledPage]) -> None:
+        results = record_pages(
+            db, batch, text_dir=self.text_dir, now=self.clock(), policies=self.policies
+        )
+        with self._lock:
+            for page, result in zip(batch, results, strict=True):
+                counts = self._counts[page.fetch.source]
+                counts["fetched"] += 1
+                counts[_count_key(result.kind)] += 1
+
+    def _drain(self) -> None:
+        """After a storage error: keep accepting pages (so the crawl can end) and drop them."""
+        while self._queue.get() is not None:
+            with self._lock:
+                self._counts[None]["dropped"] += 1
+
+
+def _count_key(kind: str) -> str:
+    if kind in ("new", "changed", "unchanged", "not_modified", "removed"):
+        return kind
+    return "errors"

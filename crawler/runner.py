@@ -1,21 +1,47 @@
-"""Runs Scrapy in this process: the one place that starts a crawler engine."""
+"""Runs Scrapy in this process: the one place that starts a crawler engine.
+
+``fetch_article`` downloads one page (``crawler fetch``); ``crawl_sources`` crawls
+sources with their spiders, a process pool for extraction and one batched writer.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
 from scrapy import signals
-from scrapy.crawler import CrawlerProcess
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.settings import Settings
 
-from crawler.errors import ExtractionError, FetchError
+from crawler.errors import ExtractionError, FetchError, StoreError
 from crawler.extraction import Article
 from crawler.fetches import FetchResult, article_from_fetch
-from crawler.recording import Recorded, record_article, record_failure
-from crawler.settings import Config, scrapy_settings
-from crawler.store import open_store
+from crawler.pipelines import SourceCrawler
+from crawler.recording import (
+    BatchRecorder,
+    Policy,
+    Recorded,
+    record_article,
+    record_failure,
+    timestamp,
+)
+from crawler.revisits import is_due
+from crawler.settings import Config, scrapy_settings, source_settings
+from crawler.sources import Source
+from crawler.store import finish_run, open_store, source_articles, start_run
 from crawler.urls import validate_url
+from spiders import spider_for
+from spiders.base import KnownArticle
 from spiders.page import PageSpider
 
 
@@ -68,3 +94,201 @@ def fetch_article(
         return article, None
     text_dir = Path(config.store).parent / "articles"
     return article, record_article(db, article, result, text_dir=text_dir, now=now)
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """One source's part of a crawl: its outcome, counts and discovery errors."""
+
+    source: str
+    outcome: str
+    counts: dict[str, int]
+    errors: tuple[str, ...]
+    started_at: str
+    finished_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "source": self.source,
+            "outcome": self.outcome,
+            "counts": self.counts,
+            "errors": list(self.errors),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+@dataclass(frozen=True)
+class CrawlSummary:
+    """What ``crawler crawl`` did, per source, and how fast."""
+
+    runs: tuple[SourceRun, ...]
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every source crawled without failing."""
+        return all(run.outcome == "ok" for run in self.runs)
+
+    @property
+    def totals(self) -> Counter[str]:
+        """Counts added up over all sources."""
+        return sum((Counter(run.counts) for run in self.runs), Counter())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        fetched = self.totals["fetched"]
+        return {
+            "ok": self.ok,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "pages_per_second": round(fetched / self.elapsed, 2) if self.elapsed else 0.0,
+            "totals": dict(self.totals),
+            "sources": [run.as_dict() for run in self.runs],
+        }
+
+
+ProgressCallback = Callable[[Counter[str], float], None]
+
+
+def crawl_sources(
+    sources: list[Source],
+    config: Config,
+    *,
+    max_pages: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    verbose: bool = False,
+) -> CrawlSummary:
+    """Crawl ``sources`` once, in parallel: discovery, new articles and due revisits.
+
+    Extraction runs in a process pool, recording in one batched writer thread. Writes a
+    ``runs`` row per source. Blocks; starts a Twisted reactor (once per process).
+    """
+    db = open_store(config.store)
+    now = datetime.now(UTC)
+    started = timestamp(now)
+    run_ids = {source.name: start_run(db, source.name, started) for source in sources}
+    recorder = BatchRecorder(
+        Path(config.store),
+        policies={
+            source.name: Policy(source.ignore, source.revisit.confirm_removal_after)
+            for source in sources
+        },
+    )
+    clock = time.monotonic()
+    with _extraction_pool() as pool:
+        crawlers = _run_reactor(
+            sources, config, db, now, max_pages, pool, recorder, on_progress, verbose
+        )
+        storage_error = _close(recorder)
+    elapsed = time.monotonic() - clock
+    finished = timestamp(datetime.now(UTC))
+    runs = []
+    for source, crawler in zip(sources, crawlers, strict=True):
+        run = _source_run(source, crawler, recorder, started, finished, storage_error)
+        finish_run(
+            db, run_ids[source.name], finished, run.outcome, run.counts, "; ".join(run.errors)
+        )
+        runs.append(run)
+    db.close()
+    return CrawlSummary(tuple(runs), elapsed)
+
+
+def _extraction_pool() -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["crawler.fetches"])
+    return ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
+
+
+def _known_articles(
+    db: sqlite_utils.Database, source: Source, now: datetime
+) -> dict[str, KnownArticle]:
+    known = {}
+    for article, alias in source_articles(db, source.name):
+        due = is_due(
+            first_seen=article.first_seen,
+            last_checked=article.last_checked,
+            status=article.status,
+            policy=source.revisit,
+            now=now,
+        )
+        value = KnownArticle(
+            url=article.url,
+            etag=article.etag,
+            last_modified=article.last_modified,
+            body_hash=article.body_hash,
+            last_checked=article.last_checked,
+            due=due,
+        )
+        known[alias] = value
+        known.setdefault(article.canonical_url, value)
+    return known
+
+
+def _run_reactor(
+    sources: list[Source],
+    config: Config,
+    db: sqlite_utils.Database,
+    now: datetime,
+    max_pages: int | None,
+    pool: ProcessPoolExecutor,
+    recorder: BatchRecorder,
+    on_progress: ProgressCallback | None,
+    verbose: bool,
+) -> list[Crawler]:
+    base = scrapy_settings(config)
+    base.update(LOG_LEVEL="INFO" if verbose else "CRITICAL", LOG_INSTALL_ROOT_HANDLER=verbose)
+    process = CrawlerProcess(settings=base)
+    crawlers: list[Crawler] = []
+    for source in sources:
+        settings = source_settings(config, source)
+        settings["LOG_LEVEL"] = base["LOG_LEVEL"]
+        crawler = SourceCrawler(
+            spider_for(source.type),
+            Settings(settings),
+            extractor=pool,
+            recorder=recorder,
+            init_reactor=not crawlers,  # the first crawler installs the reactor
+        )
+        known = _known_articles(db, source, now)
+        process.crawl(crawler, source=source, known=known, max_pages=max_pages, now=now)
+        crawlers.append(crawler)
+    if on_progress is not None:
+        from twisted.internet import task
+
+        clock = time.monotonic()
+        ticker = task.LoopingCall(lambda: on_progress(recorder.counts(), time.monotonic() - clock))
+        ticker.start(0.25)
+    process.start()
+    return crawlers
+
+
+def _close(recorder: BatchRecorder) -> str | None:
+    try:
+        recorder.close()
+    except (StoreError, OSError, sqlite3.Error) as error:
+        return f"storage failed: {error}"
+    return None
+
+
+def _source_run(
+    source: Source,
+    crawler: Crawler,
+    recorder: BatchRecorder,
+    started: str,
+    finished: str,
+    storage_error: str | None,
+) -> SourceRun:
+    spider = crawler.spider
+    errors = list(getattr(spider, "discovery_errors", []))
+    if storage_error:
+        errors.append(storage_error)
+    reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
+    outcome = "failed" if errors else "ok"
+    if reason == "shutdown":
+        outcome = "interrupted"
+    counts = dict(recorder.counts(source.name))
+    skipped = getattr(spider, "skipped_old", 0)
+    if skipped:
+        counts["too_old"] = skipped
+    return SourceRun(source.name, outcome, counts, tuple(errors), started, finished)

@@ -14,6 +14,7 @@ from typing import Any
 
 from crawler import __version__
 from crawler.errors import ConfigError
+from crawler.sources import Source
 
 DEFAULT_STORE = Path("data") / "crawl.db"
 
@@ -143,3 +144,29 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "LOG_ENABLED": True,
         "STATS_DUMP": False,
     }
+
+
+def source_settings(config: Config, source: Source) -> dict[str, Any]:
+    """Scrapy settings for crawling one source: the baseline, the source's politeness,
+    AutoThrottle, backoff retries and the extraction and recording pipelines."""
+    settings = scrapy_settings(config)
+    settings.update(
+        {
+            "CONCURRENT_REQUESTS_PER_DOMAIN": source.concurrency,
+            "DOWNLOAD_DELAY": source.delay,
+            "AUTOTHROTTLE_ENABLED": True,
+            "AUTOTHROTTLE_START_DELAY": max(source.delay, 0.1),
+            "AUTOTHROTTLE_MAX_DELAY": 60.0,
+            "AUTOTHROTTLE_TARGET_CONCURRENCY": float(source.concurrency),
+            "DEPTH_LIMIT": source.depth + 1 if source.type == "site" else 0,
+            "ITEM_PIPELINES": {
+                "crawler.pipelines.ExtractionPipeline": 100,
+                "crawler.pipelines.RecordPipeline": 200,
+            },
+            "DOWNLOADER_MIDDLEWARES": {
+                "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+                "crawler.middlewares.BackoffRetryMiddleware": 550,
+            },
+        }
+    )
+    return settings

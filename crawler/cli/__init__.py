@@ -81,6 +81,7 @@ def _fail(message: str) -> None:
     click.echo(f"error: {' '.join(message.split())}", err=True)
 
 
-from crawler.cli import pages  # noqa: E402, F401 - registers the commands
+from crawler.cli import crawling, pages  # noqa: E402, F401 - registers the commands
 
 from crawler.cli import querying  # noqa: E402, F401  # isort: skip
+from crawler.cli import reporting  # noqa: E402, F401  # isort: skip

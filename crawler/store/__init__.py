@@ -410,3 +410,40 @@ def count_rows(db: sqlite_utils.Database, table: str) -> int:
     if table not in {"articles", "article_urls", "versions", "events", "fetches", "runs"}:
         raise ValueError(f"unknown table {table!r}")
     return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def source_articles(db: sqlite_utils.Database, source: str) -> Iterator[tuple[StoredArticle, str]]:
+    """Every article of ``source`` with each URL it was reached under (one pair per URL)."""
+    cursor = db.execute(
+        "SELECT a.*, u.url AS alias FROM articles a JOIN article_urls u ON u.article_id = a.id "
+        "WHERE a.source = ? ORDER BY a.id",
+        [source],
+    )
+    names = [column[0] for column in cursor.description]
+    for row in cursor:
+        values = dict(zip(names, row, strict=True))
+        alias = values.pop("alias")
+        yield StoredArticle(**values), alias
+
+
+def start_run(db: sqlite_utils.Database, source: str, at: str) -> int:
+    """Insert a ``runs`` row for a crawl of ``source`` that starts now; return its id."""
+    with write_transaction(db):
+        return _insert(db, "runs", {"source": source, "started_at": at, "outcome": "running"})
+
+
+def finish_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    at: str,
+    outcome: str,
+    counts: dict[str, int],
+    error: str | None = None,
+) -> None:
+    """Close a ``runs`` row with its outcome and counts."""
+    known = ("fetched", "new", "changed", "unchanged", "not_modified", "removed", "errors")
+    fields: dict[str, Any] = {key: counts.get(key, 0) for key in known}
+    with write_transaction(db):
+        db.table("runs").update(
+            run_id, {"finished_at": at, "outcome": outcome, "error": error, **fields}
+        )

@@ -1,0 +1,211 @@
+"""``sources.toml``: the user's list of sources, validated into :class:`Source` values.
+
+Every error names the file, the source and the field, e.g.
+``sources.toml: source "tagesschau": field "url": only http and https URLs are allowed``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from crawler.errors import ConfigError, InvalidURL
+from crawler.urls import validate_url
+
+SOURCE_TYPES = ("feed", "sitemap", "site", "urls")
+DEFAULT_SOURCES = Path("sources.toml")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"6h"``, ``"7d"``, ``"2w"`` as a timedelta. Raises ValueError."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"expected a duration such as 15m, 6h or 7d, got {text!r}")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+@dataclass(frozen=True)
+class RevisitPolicy:
+    """When known articles of a source are fetched again."""
+
+    interval: timedelta = timedelta(hours=6)
+    stop_after: timedelta = timedelta(days=30)
+    confirm_removal_after: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One validated ``[[source]]`` table."""
+
+    name: str
+    type: str
+    urls: tuple[str, ...]
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    article_pattern: str | None = None
+    max_pages: int | None = None
+    max_age: timedelta | None = None
+    depth: int = 2
+    language: str | None = None
+    ignore: tuple[str, ...] = ()
+    revisit: RevisitPolicy = field(default_factory=RevisitPolicy)
+    concurrency: int = 4
+    delay: float = 0.0
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.type not in SOURCE_TYPES:
+            raise ValueError(f"type must be one of {', '.join(SOURCE_TYPES)}, got {self.type!r}")
+        if not self.urls:
+            raise ValueError("a source needs url or urls")
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Host names of the source's start URLs (for keeping a site crawl on site)."""
+        from urllib.parse import urlsplit
+
+        return tuple(dict.fromkeys((urlsplit(url).hostname or "") for url in self.urls))
+
+
+# Each key: (expected types, converter to the Source field value).
+_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "text"),
+    "type": ((str,), "text"),
+    "url": ((str,), "url"),
+    "urls": ((list,), "url_list"),
+    "allow": ((list,), "regex_list"),
+    "deny": ((list,), "regex_list"),
+    "article_pattern": ((str,), "regex"),
+    "max_pages": ((int,), "positive"),
+    "max_age": ((str,), "duration"),
+    "depth": ((int,), "non_negative"),
+    "language": ((str,), "text"),
+    "ignore": ((list,), "regex_list"),
+    "revisit": ((dict,), "revisit"),
+    "concurrency": ((int,), "positive"),
+    "delay": ((int, float), "non_negative"),
+    "enabled": ((bool,), "flag"),
+}
+_REVISIT_KEYS = ("interval", "stop_after", "confirm_removal_after")
+
+
+def load_sources(path: str | Path) -> list[Source]:
+    """Read and validate a sources file. Raises :class:`ConfigError` naming file, source, field."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such sources file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    return parse_sources(raw, str(path))
+
+
+def parse_sources(raw: Mapping[str, Any], origin: str = "sources.toml") -> list[Source]:
+    """Validate the parsed TOML of a sources file into Source values."""
+    unknown = set(raw) - {"source"}
+    if unknown:
+        raise ConfigError(f"{origin}: unknown top-level key {sorted(unknown)[0]!r}")
+    tables = raw.get("source", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{origin}: sources must be [[source]] tables")
+    sources: list[Source] = []
+    for index, table in enumerate(tables, 1):
+        source = _parse_source(table, origin, index)
+        if any(existing.name == source.name for existing in sources):
+            raise ConfigError(f'{origin}: source "{source.name}": the name is used twice')
+        sources.append(source)
+    return sources
+
+
+def _parse_source(table: Mapping[str, Any], origin: str, index: int) -> Source:
+    name = table.get("name")
+    label = f'source "{name}"' if isinstance(name, str) else f"source #{index}"
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f'{origin}: {label}: field "{key}": {message}')
+
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _KEYS:
+            raise fail(key, f"unknown field (known: {', '.join(_KEYS)})")
+        types, kind = _KEYS[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise fail(key, f"expected {expected}, got {type(value).__name__} {value!r}")
+        try:
+            values[key] = _convert(kind, value)
+        except (ValueError, InvalidURL, re.error) as exc:
+            raise fail(key, str(exc)) from None
+    for required in ("name", "type"):
+        if required not in values:
+            raise fail(required, "missing")
+    if ("url" in values) == ("urls" in values):
+        raise fail("url", "give exactly one of url and urls")
+    if values["type"] not in SOURCE_TYPES:
+        raise fail("type", f"must be one of {', '.join(SOURCE_TYPES)}, got {values['type']!r}")
+    values["urls"] = (values.pop("url"),) if "url" in values else values["urls"]
+    if values["type"] != "urls" and len(values["urls"]) != 1:
+        raise fail("urls", f"a {values['type']} source has one start url")
+    return Source(**values)
+
+
+def _convert(kind: str, value: Any) -> Any:
+    if kind in ("text", "flag"):
+        if kind == "text" and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+    if kind == "url":
+        return validate_url(value)
+    if kind == "url_list":
+        if not value or not all(isinstance(item, str) for item in value):
+            raise ValueError("expected a non-empty list of URLs")
+        return tuple(validate_url(item) for item in value)
+    if kind == "regex":
+        _compile(value)
+        return value
+    if kind == "regex_list":
+        if not all(isinstance(item, str) for item in value):
+            raise ValueError("expected a list of regular expressions")
+        for item in value:
+            _compile(item)
+        return tuple(value)
+    if kind == "duration":
+        return parse_duration(value)
+    if kind == "positive" and value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    if kind == "non_negative" and value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    if kind == "revisit":
+        return _revisit(value)
+    return value
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+def _revisit(table: Mapping[str, Any]) -> RevisitPolicy:
+    unknown = set(table) - set(_REVISIT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown revisit key {sorted(unknown)[0]!r}")
+    durations = {}
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise ValueError(f"revisit.{key}: expected a duration string, got {value!r}")
+        durations[key] = parse_duration(value)
+    return RevisitPolicy(**durations)

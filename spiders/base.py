@@ -1,0 +1,181 @@
+"""The shared article path of every source spider.
+
+A source spider discovers article URLs its own way (feed, sitemap, links, a list) and
+hands each to :meth:`SourceSpider.article_request`, which filters it (patterns, age,
+page budget, already seen, known and not yet due) and builds one download request.
+Due revisits of known articles are added by the same path with their validators, so a
+revisit is a conditional GET. Spiders never touch the store: what they know of it
+arrives as :class:`KnownArticle` values from the runner.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawler.errors import InvalidURL
+from crawler.fetches import FetchResult
+from crawler.sources import Source
+from crawler.urls import canonicalize_url, validate_url
+from spiders.page import result_from_failure, result_from_response
+
+# Answers that reach the article callback instead of the errback: 304 is "unchanged",
+# 404/410 may mean "removed" for a known article.
+HANDLED_STATUSES = [304, 404, 410]
+
+
+@dataclass(frozen=True)
+class KnownArticle:
+    """What a revisit needs to know of a stored article."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    last_checked: str | None = None
+    due: bool = False
+
+
+class SourceSpider(scrapy.Spider):
+    """Base class: one source, its known articles, and the shared article requests."""
+
+    name = "source"
+
+    def __init__(
+        self,
+        source: Source,
+        known: Mapping[str, KnownArticle] | None = None,
+        max_pages: int | None = None,
+        now: datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=source.name, **kwargs)
+        self.source = source
+        self.known = dict(known or {})
+        self.max_pages = min(
+            (limit for limit in (max_pages, source.max_pages) if limit), default=None
+        )
+        self.now = now or datetime.now(UTC)
+        self.allow = [re.compile(p) for p in source.allow]
+        self.deny = [re.compile(p) for p in source.deny]
+        self.article_pattern = (
+            re.compile(source.article_pattern) if source.article_pattern else None
+        )
+        self.requested: set[str] = set()
+        self.discovery_errors: list[str] = []
+        self.skipped_old = 0
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for request in self.discovery_requests():
+            yield request
+        for known in self.known.values():
+            revisit = self.article_request(known.url, revisit=True) if known.due else None
+            if revisit is not None:
+                yield revisit
+
+    def discovery_requests(self) -> Iterable[scrapy.Request]:
+        """The first requests of discovery; subclasses override."""
+        return ()
+
+    def is_article_url(self, url: str) -> bool:
+        """Whether ``url`` passes the source's allow, deny and article patterns."""
+        if any(pattern.search(url) for pattern in self.deny):
+            return False
+        if self.allow and not any(pattern.search(url) for pattern in self.allow):
+            return False
+        return self.article_pattern is None or bool(self.article_pattern.search(url))
+
+    def too_old(self, listed: datetime | None) -> bool:
+        """Whether a feed or sitemap date lies beyond the source's ``max_age``."""
+        return bool(self.source.max_age and listed and listed < self.now - self.source.max_age)
+
+    def article_request(
+        self, url: str, *, listed: datetime | None = None, revisit: bool = False
+    ) -> scrapy.Request | None:
+        """A download request for an article URL, or None when it is filtered out."""
+        try:
+            url = validate_url(url)
+        except InvalidURL as error:
+            self.discovery_errors.append(f"skipped a bad article link: {error}")
+            return None
+        canonical = canonicalize_url(url)
+        if canonical in self.requested or (not revisit and not self.is_article_url(url)):
+            return None
+        if self.too_old(listed):
+            self.skipped_old += 1
+            return None
+        known = self.known.get(canonical)
+        if known and not (revisit or known.due or _listed_after(listed, known.last_checked)):
+            return None
+        if self.max_pages is not None and len(self.requested) >= self.max_pages:
+            return None
+        self.requested.add(canonical)
+        return self._request(url, known, listed)
+
+    def _request(
+        self, url: str, known: KnownArticle | None, listed: datetime | None
+    ) -> scrapy.Request:
+        headers = {}
+        if known and known.etag:
+            headers["If-None-Match"] = known.etag
+        if known and known.last_modified:
+            headers["If-Modified-Since"] = known.last_modified
+        return scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.article_failed,
+            headers=headers,
+            meta={
+                "origin_url": url,
+                "started": time.monotonic(),
+                "handle_httpstatus_list": HANDLED_STATUSES,
+                "previous_body_hash": known.body_hash if known else None,
+                "listed_at": _stamp(listed),
+            },
+        )
+
+    def parse_article(self, response: Response, **kwargs: Any) -> Iterable[FetchResult]:
+        """Yield the article download as a FetchResult for the pipelines."""
+        failure = "http_error" if response.status in (404, 410) else None
+        yield self._tag(result_from_response(response, failure=failure), response.meta)
+
+    def article_failed(self, failure: Failure) -> Iterable[FetchResult]:
+        """Yield a failed article download as a FetchResult naming the outcome."""
+        request = getattr(failure, "request", None)
+        yield self._tag(result_from_failure(failure), request.meta if request else {})
+
+    def _tag(self, result: FetchResult, meta: Mapping[str, Any]) -> FetchResult:
+        return replace(
+            result,
+            source=self.source.name,
+            previous_body_hash=meta.get("previous_body_hash"),
+            listed_at=meta.get("listed_at"),
+        )
+
+    def discovery_failed(self, failure: Failure) -> None:
+        """Note a feed, sitemap or section page that could not be fetched."""
+        request = getattr(failure, "request", None)
+        result = result_from_failure(failure)
+        where = request.url if request is not None else "?"
+        self.discovery_errors.append(f"{where}: {result.describe_failure()}")
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _listed_after(listed: datetime | None, last_checked: str | None) -> bool:
+    """A feed or sitemap says the article changed after we last looked."""
+    if listed is None or last_checked is None:
+        return False
+    return listed > datetime.fromisoformat(last_checked.replace("Z", "+00:00"))
