@@ -145,10 +145,20 @@ class Diff:
     def __post_init__(self) -> None:
         object.__setattr__(self, "changes", tuple(self.changes))
         if self.title_changed != (self.old_title != self.new_title):
-            raise ValueError(f"title_changed={self.title_changed} but titles are "
-                             f"{self.old_title!r} and {self.new_title!r}")
-        _check_counts(self, "paragraphs_added", "paragraphs_removed", "paragraphs_modified",
-                      "words_added", "words_removed", "old_words", "new_words")
+            raise ValueError(
+                f"title_changed={self.title_changed} but titles are "
+                f"{self.old_title!r} and {self.new_title!r}"
+            )
+        _check_counts(
+            self,
+            "paragraphs_added",
+            "paragraphs_removed",
+            "paragraphs_modified",
+            "words_added",
+            "words_removed",
+            "old_words",
+            "new_words",
+        )
         derived = _totals(self.changes)
         for name, value in derived.items():
             if getattr(self, name) != value:
@@ -163,8 +173,15 @@ class Diff:
     def summary(self) -> str:
         """One line, e.g. ``title changed; 1 paragraph modified, 2 added (+37/-4 words)``."""
         parts = ["title changed"] if self.title_changed else []
-        counts = [(n, label) for n, label in ((self.paragraphs_modified, "modified"),
-                  (self.paragraphs_added, "added"), (self.paragraphs_removed, "removed")) if n]
+        counts = [
+            (n, label)
+            for n, label in (
+                (self.paragraphs_modified, "modified"),
+                (self.paragraphs_added, "added"),
+                (self.paragraphs_removed, "removed"),
+            )
+            if n
+        ]
         if counts:
             items = [f"{n} {label}" for n, label in counts]
             items[0] = f"{_plural(counts[0][0], 'paragraph')} {counts[0][1]}"
@@ -207,8 +224,10 @@ class Change:
         if self.kind == "changed":
             if self.diff is None or self.change_class not in ("title", "minor", "major"):
                 diff = "a diff" if self.diff is not None else "diff None"
-                raise ValueError(f"a changed text needs a diff and a class, got class "
-                                 f"{self.change_class!r} and {diff}")
+                raise ValueError(
+                    f"a changed text needs a diff and a class, got class "
+                    f"{self.change_class!r} and {diff}"
+                )
         elif self.diff is not None or self.change_class is not None:
             raise ValueError(f"a {self.kind} text has no diff or class, got {self.change_class!r}")
         if not self.summary or "\n" in self.summary:
