@@ -91,18 +91,19 @@ def test_parse_time_refuses_nonsense(value):
     ("typed", "fts"),
     [
         ("Nato-Chef", '"Nato-Chef"'),
-        ("Nato Trump", '"Nato" "Trump"'),
+        ("Nato Trump", '"Nato" AND "Trump"'),
         ('"keinerlei Angaben"', '"keinerlei Angaben"'),
         ("Verteidigungs*", '"Verteidigungs"*'),
         ("Nato-Ch*", '"Nato-Ch"*'),
         ("Rutte OR Stoltenberg", '"Rutte" OR "Stoltenberg"'),
         ("Nato NOT Trump", '"Nato" NOT "Trump"'),
-        ("(Rutte OR Trump) Florida", '( "Rutte" OR "Trump" ) "Florida"'),
+        ("(Rutte OR Trump) Florida", '( "Rutte" OR "Trump" ) AND "Florida"'),
+        ("Florida Straße", '"Florida" AND ("Straße" OR "strasse")'),
         ("title:Rutte", 'title : "Rutte"'),
         ("Straße", '("Straße" OR "strasse")'),
         ("Strasse", '("Strasse" OR "straße")'),
-        ("and or", '"and" "or"'),
-        ('Say "Hi"*', '"Say" "Hi"*'),
+        ("and or", '"and" AND "or"'),
+        ('Say "Hi"*', '"Say" AND "Hi"*'),
         ("NEAR(Rutte Trump, 5)", "NEAR(Rutte Trump, 5)"),
     ],
 )
@@ -135,6 +136,8 @@ def test_fts_query_refuses_what_cannot_be_a_query(typed):
         ("Übertragungsnetz*", ["Stromnetz-Ausbau in Süddeutschland"]),
         ("Trump OR Derby", ["Derbysieg für den Verein", "Rutte trifft Trump in Florida"]),
         ("Trump Derby", []),
+        ("Stadt Straße", ["Stromnetz-Ausbau in Süddeutschland"]),
+        ("(Derby OR Stadion) Verein", ["Derbysieg für den Verein"]),
     ],
 )
 def test_search_german_text(db, query, titles):
@@ -270,3 +273,9 @@ def test_empty_store(tmp_path):
     assert q.list_changes(db) == q.list_articles(db) == []
     assert list(q.iter_export(db)) == []
     assert q.store_stats(db, path, NOW).articles == 0
+
+
+def test_search_ranks_only_the_newest_candidates(db):
+    hits = q.search(db, "Trump OR Derby OR Süddeutschland", candidates=1)
+    assert [(hit.article_id, hit.version) for hit in hits] == [(2, 3)]
+    assert len(q.search(db, "Trump OR Derby OR Süddeutschland")) == 3

@@ -29,6 +29,7 @@ from crawler.urls import canonicalize_url
 
 TITLE_WEIGHT = 10.0
 SNIPPET_WORDS = 16
+CANDIDATES = 5000  # newest matching versions that bm25 ranks
 MARK_START, MARK_END = "**", "**"  # around matched words in search snippets
 _SNIPPET_OPEN, _SNIPPET_CLOSE = "\x02", "\x03"
 _DURATION = re.compile(r"(\d+)\s*([mhdw])")
@@ -152,7 +153,13 @@ def fts_query(text: str) -> str:
     tokens = _FTS_TOKEN.findall(text)
     if not tokens:
         raise ConfigError("empty search query")
-    return " ".join(_fts_token(token) for token in tokens)
+    parts: list[str] = []
+    for token in tokens:
+        # FTS5 takes an implicit AND only between phrases, so spell it out everywhere.
+        if parts and parts[-1] not in (*_OPERATORS, "(") and token not in (*_OPERATORS, ")"):
+            parts.append("AND")
+        parts.append(_fts_token(token))
+    return " ".join(parts)
 
 
 def _fts_token(token: str) -> str:
@@ -209,11 +216,12 @@ def search(
     *,
     all_versions: bool = False,
     limit: int = 20,
+    candidates: int = CANDIDATES,
 ) -> list[SearchHit]:
-    """The ``limit`` best matches for a user's query (see :func:`fts_query`), best first.
-
-    Only latest versions unless ``all_versions``; ``filters.since``/``until`` apply to the
-    version's fetch time. Raises :class:`ConfigError` for a query FTS5 cannot parse.
+    """The ``limit`` best matches for a user's query (see :func:`fts_query`), best first,
+    among the ``candidates`` most recently stored matching versions (which bounds the cost
+    of very common words). Only latest versions unless ``all_versions``; ``since``/``until``
+    apply to the version's fetch time. Raises :class:`ConfigError` for a malformed query.
     """
     match = fts_query(query)
     where, params = (filters or Filters()).clauses("v.fetched_at")
@@ -221,12 +229,14 @@ def search(
     ranked = _fts(
         db,
         query,
-        f"""SELECT f.rowid, bm25(versions_fts, {TITLE_WEIGHT}, 1.0) AS score
-            FROM versions_fts f JOIN versions v ON v.id = f.rowid
-            JOIN articles a ON a.id = v.article_id
-            WHERE versions_fts MATCH ? {latest} AND {where}
-            ORDER BY score LIMIT ?""",
-        [match, *params, limit],
+        f"""SELECT id, score FROM (
+                SELECT f.rowid AS id, bm25(versions_fts, {TITLE_WEIGHT}, 1.0) AS score
+                FROM versions_fts f JOIN versions v ON v.id = f.rowid
+                JOIN articles a ON a.id = v.article_id
+                WHERE versions_fts MATCH ? {latest} AND {where}
+                ORDER BY f.rowid DESC LIMIT ?
+            ) ORDER BY score LIMIT ?""",
+        [match, *params, candidates, limit],
     )
     if not ranked:
         return []
