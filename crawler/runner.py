@@ -288,7 +288,11 @@ def _source_run(
     if reason == "shutdown":
         outcome = "interrupted"
     counts = dict(recorder.counts(source.name))
-    skipped = getattr(spider, "skipped_old", 0)
-    if skipped:
-        counts["too_old"] = skipped
+    for name, attribute in (
+        ("too_old", "skipped_old"),
+        ("robots", "skipped_robots"),
+        ("broken_links", "broken_links"),
+    ):
+        if getattr(spider, attribute, 0):
+            counts[name] = getattr(spider, attribute)
     return SourceRun(source.name, outcome, counts, tuple(errors), started, finished)

@@ -72,6 +72,7 @@ class SourceSpider(scrapy.Spider):
         self.requested: set[str] = set()
         self.discovery_errors: list[str] = []
         self.skipped_old = 0
+        self.skipped_robots = 0
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for request in self.discovery_requests():
@@ -161,9 +162,12 @@ class SourceSpider(scrapy.Spider):
         )
 
     def discovery_failed(self, failure: Failure) -> None:
-        """Note a feed, sitemap or section page that could not be fetched."""
+        """Note a feed or sitemap that could not be fetched (robots.txt refusals aside)."""
         request = getattr(failure, "request", None)
         result = result_from_failure(failure)
+        if result.failure == "robots":
+            self.skipped_robots += 1
+            return
         where = request.url if request is not None else "?"
         self.discovery_errors.append(f"{where}: {result.describe_failure()}")
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
+from twisted.python.failure import Failure
 
 from crawler.urls import canonicalize_url
 from spiders.base import SourceSpider
@@ -32,12 +34,10 @@ class SiteSpider(SourceSpider):
     name = "site"
 
     def discovery_requests(self) -> Iterable[scrapy.Request]:
-        self.links = LinkExtractor(
-            allow_domains=self.source.domains,
-            deny=self.source.deny,
-            deny_extensions=None,
-            unique=True,
-        )
+        self.broken_links = 0
+        # Scrapy's allow_domains compares host:port, so it cannot keep a crawl on
+        # 127.0.0.1:8080; the host is checked in _on_site instead.
+        self.links = LinkExtractor(deny=self.source.deny, deny_extensions=None, unique=True)
         for url in self.source.urls:
             yield scrapy.Request(url, callback=self.parse_page, errback=self.discovery_failed)
 
@@ -51,17 +51,23 @@ class SiteSpider(SourceSpider):
         if depth >= self.source.depth:
             return
         for link in self.links.extract_links(response):
+            if not self._on_site(link.url):
+                continue
             known = canonicalize_url(link.url) in self.known
             if known or (self.article_pattern is not None and self.is_article_url(link.url)):
                 request = self.article_request(link.url)
             elif self._may_follow(link.url):
                 request = scrapy.Request(
-                    link.url, callback=self.parse_page, errback=self.discovery_failed
+                    link.url, callback=self.parse_page, errback=self.link_failed
                 )
             else:
                 request = None
             if request is not None:
                 yield request
+
+    def link_failed(self, failure: Failure) -> None:
+        """A broken link or a refused page inside the site: counted, not a source failure."""
+        self.broken_links += 1
 
     def _take_as_article(self, response: Response) -> bool:
         """Without an article pattern, a page that calls itself an article is one."""
@@ -74,6 +80,10 @@ class SiteSpider(SourceSpider):
             return False
         self.requested.add(canonical)
         return True
+
+    def _on_site(self, url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == domain or host.endswith("." + domain) for domain in self.source.domains)
 
     def _may_follow(self, url: str) -> bool:
         if any(pattern.search(url) for pattern in self.deny):

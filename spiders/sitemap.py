@@ -70,13 +70,21 @@ class SitemapSpider(SourceSpider):
             except (OSError, ValueError) as error:
                 self.discovery_errors.append(f"{response.url}: bad gzip sitemap ({error})")
                 return None
+        parser = _parser()
         try:
-            root = etree.fromstring(body.strip(), parser=_parser())
+            root = etree.fromstring(body.strip(), parser=parser)
         except etree.XMLSyntaxError as error:
             self.discovery_errors.append(f"{response.url}: malformed sitemap ({error})")
             return None
         if root is None:
             self.discovery_errors.append(f"{response.url}: malformed sitemap (no XML found)")
+        elif parser.error_log:
+            # Recovered: use what could be read, but say the sitemap is broken.
+            first = parser.error_log[0]
+            self.discovery_errors.append(
+                f"{response.url}: malformed sitemap, partly read (line {first.line}: "
+                f"{first.message})"
+            )
         return root
 
     def _children(self, response: Response, root: Any, depth: int) -> Iterable[scrapy.Request]:
