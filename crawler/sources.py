@@ -31,13 +31,65 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
+# Age of an article -> how often it is checked (see crawler.revisits for the reasoning).
+DEFAULT_TIERS: tuple[tuple[timedelta, timedelta], ...] = (
+    (timedelta(hours=6), timedelta(minutes=15)),
+    (timedelta(days=2), timedelta(hours=2)),
+    (timedelta(days=7), timedelta(hours=12)),
+    (timedelta(days=30), timedelta(days=7)),
+)
+# A source's crawl schedule when sources.toml gives none, by type.
+DEFAULT_EVERY = {
+    "feed": timedelta(minutes=15),
+    "sitemap": timedelta(hours=1),
+    "site": timedelta(days=1),
+    "urls": timedelta(hours=1),
+}
+EVENT_KINDS = ("new", "changed", "title_changed", "removed", "restored")
+CHANGE_CLASSES = ("title", "minor", "major")
+
+
 @dataclass(frozen=True)
 class RevisitPolicy:
-    """When known articles of a source are fetched again."""
+    """When known articles of a source are fetched again.
 
-    interval: timedelta = timedelta(hours=6)
+    ``interval`` fixes the gap between checks; without it the gap follows the article's
+    age (``tiers``) and its history (see :func:`crawler.revisits.next_check`).
+    """
+
+    interval: timedelta | None = None
     stop_after: timedelta = timedelta(days=30)
     confirm_removal_after: timedelta = timedelta(hours=1)
+    budget: int = 500
+    tiers: tuple[tuple[timedelta, timedelta], ...] = DEFAULT_TIERS
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How often the scheduler crawls a source: ``every`` a duration or a ``cron`` line."""
+
+    every: timedelta | None = None
+    cron: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which of a source's events are alerted (the store records all of them)."""
+
+    kinds: tuple[str, ...] = EVENT_KINDS
+    classes: tuple[str, ...] = CHANGE_CLASSES
+    keywords: tuple[str, ...] = ()
+    min_words: int = 0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go: a webhook URL and the Atom feed file (None: beside the store)."""
+
+    webhook: str | None = None
+    atom: str | None = None
+    timeout: float = 5.0
+    retries: int = 3
 
 
 @dataclass(frozen=True)
@@ -59,6 +111,15 @@ class Source:
     concurrency: int = 4
     delay: float = 0.0
     enabled: bool = True
+    schedule: Schedule = field(default_factory=Schedule)
+    alert: AlertFilter = field(default_factory=AlertFilter)
+
+    @property
+    def every(self) -> timedelta | None:
+        """The crawl interval: the schedule's, else the default of the source's type."""
+        if self.schedule.cron:
+            return None
+        return self.schedule.every or DEFAULT_EVERY[self.type]
 
     def __post_init__(self) -> None:
         if self.type not in SOURCE_TYPES:
@@ -92,11 +153,27 @@ _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "concurrency": ((int,), "positive"),
     "delay": ((int, float), "non_negative"),
     "enabled": ((bool,), "flag"),
+    "schedule": ((dict,), "schedule"),
+    "alert": ((dict,), "alert"),
 }
-_REVISIT_KEYS = ("interval", "stop_after", "confirm_removal_after")
+_REVISIT_DURATIONS = ("interval", "stop_after", "confirm_removal_after")
+_CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
+
+
+@dataclass(frozen=True)
+class SourcesFile:
+    """Everything in a sources file: the sources and the alert settings."""
+
+    sources: list[Source]
+    alerts: AlertSettings
 
 
 def load_sources(path: str | Path) -> list[Source]:
+    """Read and validate the sources of a sources file (see :func:`read_sources_file`)."""
+    return read_sources_file(path).sources
+
+
+def read_sources_file(path: str | Path) -> SourcesFile:
     """Read and validate a sources file. Raises :class:`ConfigError` naming file, source, field."""
     path = Path(path)
     try:
@@ -109,12 +186,36 @@ def load_sources(path: str | Path) -> list[Source]:
         raise ConfigError(f"{path}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-    return parse_sources(raw, str(path))
+    return SourcesFile(parse_sources(raw, str(path)), parse_alerts(raw, str(path)))
+
+
+def parse_alerts(raw: Mapping[str, Any], origin: str = "sources.toml") -> AlertSettings:
+    """Validate the ``[alerts]`` table of a parsed sources file."""
+    table = raw.get("alerts", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origin}: alerts must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f'{origin}: [alerts]: field "{key}"'
+        if key == "webhook" and isinstance(value, str):
+            try:
+                values[key] = validate_url(value)
+            except InvalidURL as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        elif key == "atom" and isinstance(value, str) and value.strip():
+            values[key] = value
+        elif key in ("timeout", "retries") and isinstance(value, int | float) and value >= 0:
+            values[key] = int(value) if key == "retries" else float(value)
+        elif key in ("webhook", "atom", "timeout", "retries"):
+            raise ConfigError(f"{where}: bad value {value!r}")
+        else:
+            raise ConfigError(f"{where}: unknown field (known: webhook, atom, timeout, retries)")
+    return AlertSettings(**values)
 
 
 def parse_sources(raw: Mapping[str, Any], origin: str = "sources.toml") -> list[Source]:
     """Validate the parsed TOML of a sources file into Source values."""
-    unknown = set(raw) - {"source"}
+    unknown = set(raw) - {"source", "alerts"}
     if unknown:
         raise ConfigError(f"{origin}: unknown top-level key {sorted(unknown)[0]!r}")
     tables = raw.get("source", [])
@@ -189,6 +290,10 @@ def _convert(kind: str, value: Any) -> Any:
         raise ValueError(f"must not be negative, got {value}")
     if kind == "revisit":
         return _revisit(value)
+    if kind == "schedule":
+        return _schedule(value)
+    if kind == "alert":
+        return _alert(value)
     return value
 
 
@@ -200,12 +305,72 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def _revisit(table: Mapping[str, Any]) -> RevisitPolicy:
-    unknown = set(table) - set(_REVISIT_KEYS)
-    if unknown:
-        raise ValueError(f"unknown revisit key {sorted(unknown)[0]!r}")
-    durations = {}
+    values: dict[str, Any] = {}
     for key, value in table.items():
-        if not isinstance(value, str):
-            raise ValueError(f"revisit.{key}: expected a duration string, got {value!r}")
-        durations[key] = parse_duration(value)
-    return RevisitPolicy(**durations)
+        if key in _REVISIT_DURATIONS:
+            values[key] = _duration_value(f"revisit.{key}", value)
+        elif key == "budget":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"revisit.budget: expected a positive integer, got {value!r}")
+            values[key] = value
+        elif key == "tiers":
+            values[key] = _tiers(value)
+        else:
+            raise ValueError(f"unknown revisit key {key!r}")
+    return RevisitPolicy(**values)
+
+
+def _duration_value(name: str, value: Any) -> timedelta:
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a duration string, got {value!r}")
+    return parse_duration(value)
+
+
+def _tiers(value: Any) -> tuple[tuple[timedelta, timedelta], ...]:
+    """``[["6h", "15m"], ["2d", "2h"]]``: up to an age, check this often."""
+    if not isinstance(value, list) or not value:
+        raise ValueError("revisit.tiers: expected a list of [age, interval] pairs")
+    tiers = []
+    for pair in value:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"revisit.tiers: expected [age, interval], got {pair!r}")
+        tiers.append((_duration_value("tier age", pair[0]), _duration_value("tier", pair[1])))
+    if [age for age, _ in tiers] != sorted(age for age, _ in tiers):
+        raise ValueError("revisit.tiers: ages must increase")
+    return tuple(tiers)
+
+
+def _schedule(table: Mapping[str, Any]) -> Schedule:
+    if set(table) - {"every", "cron"} or len(table) != 1:
+        raise ValueError('give one of { every = "15m" } or { cron = "*/15 * * * *" }')
+    if "every" in table:
+        every = _duration_value("schedule.every", table["every"])
+        if every <= timedelta(0):
+            raise ValueError("schedule.every must be positive")
+        return Schedule(every=every)
+    cron = table["cron"]
+    if not isinstance(cron, str) or not _CRON.match(cron):
+        raise ValueError(f"schedule.cron: expected five crontab fields, got {cron!r}")
+    return Schedule(cron=cron.strip())
+
+
+def _alert(table: Mapping[str, Any]) -> AlertFilter:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("kinds", "classes", "keywords"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"alert.{key}: expected a list of strings")
+            allowed = {"kinds": EVENT_KINDS, "classes": CHANGE_CLASSES}.get(key)
+            bad = [v for v in value if allowed and v not in allowed]
+            if bad:
+                raise ValueError(
+                    f"alert.{key}: {bad[0]!r} is not one of {', '.join(allowed or ())}"
+                )
+            values[key] = tuple(value)
+        elif key == "min_words":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"alert.min_words: expected a non-negative integer, got {value!r}")
+            values[key] = value
+        else:
+            raise ValueError(f"unknown alert key {key!r}")
+    return AlertFilter(**values)

@@ -8,6 +8,8 @@ Tables:
     events        new, changed, title_changed, removed, restored: what a reader wants to know
     fetches       a log of every download and its outcome, failures included
     runs          one row per crawl of a source: when, outcome, counts
+    deliveries    alert deliveries per event and target (webhook), with attempts
+    locks         named locks with an expiry, so a dead process cannot hold one forever
 
 The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` brings an older
 store forward, each migration in one transaction. Writers take the write lock up front
@@ -143,9 +145,38 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE articles ADD COLUMN next_check_at TEXT;
+        ALTER TABLE articles ADD COLUMN next_check_reason TEXT;
+        CREATE INDEX articles_source_due ON articles (source, next_check_at);
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            target TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'failed', 'filtered')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (event_id, target)
+        );
+        CREATE INDEX deliveries_status ON deliveries (target, status);
+        CREATE TABLE locks (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            acquired_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("articles, versions, events, fetches and full-text search", _migration_1),
     ("crawl runs; removal confirmation and listing dates on articles", _migration_2),
+    ("next checks of articles, alert deliveries, crawl locks", _migration_3),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -170,6 +201,8 @@ class StoredArticle:
     text_file: str
     gone_since: str | None = None
     listed_at: str | None = None
+    next_check_at: str | None = None
+    next_check_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -407,7 +440,16 @@ def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
 
 def count_rows(db: sqlite_utils.Database, table: str) -> int:
     """The number of rows in one of the store's tables."""
-    if table not in {"articles", "article_urls", "versions", "events", "fetches", "runs"}:
+    if table not in {
+        "articles",
+        "article_urls",
+        "versions",
+        "events",
+        "fetches",
+        "runs",
+        "deliveries",
+        "locks",
+    }:
         raise ValueError(f"unknown table {table!r}")
     return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
