@@ -190,6 +190,10 @@ ul.listed .meta { margin-top: .1rem; }
 .empty strong { display: block; font-size: 1.2rem; color: var(--ink); margin-bottom: .3rem; }
 footer { padding-top: 1.5rem; padding-bottom: 2.5rem; font-size: .8rem; color: var(--muted); }
 [hidden] { display: none !important; }
+@media (max-width: 36rem) {
+  header.page, main, footer { padding-left: .75rem; padding-right: .75rem; }
+  article.change { padding: .9rem 1rem 1rem; }
+}
 @media print {
   body { background: #fff; font-size: 11pt; }
   nav.filter { display: none !important; }
