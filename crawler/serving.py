@@ -48,6 +48,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "failures": "Failed checks in a row.",
             "last_error": "Why the last check failed.",
             "listed_at": "When a listing page last linked to the article (UTC).",
+            "next_check_at": "When the article is due to be checked again (UTC).",
+            "next_check_reason": "Why that revisit interval was chosen.",
         },
     },
     "article_urls": {
@@ -126,6 +128,31 @@ TABLES: dict[str, dict[str, Any]] = {
             "outcome": "new, changed, unchanged, not_modified, removed, or a failure "
             "(http_error, timeout, too_large, not_html, robots, …).",
             "reason": "Details of a failure.",
+        },
+    },
+    "deliveries": {
+        "description": "One row per event and alert target (webhook, Atom feed): whether "
+        "the alert went out.",
+        "facets": ["target", "status"],
+        "sort_desc": "updated_at",
+        "columns": {
+            "id": "Delivery id.",
+            "event_id": "The event alerted.",
+            "target": "Where the alert goes.",
+            "status": "pending, delivered, failed, or filtered (the source's alert filter "
+            "left it out).",
+            "attempts": "Delivery attempts so far.",
+            "last_error": "Why the last attempt failed.",
+            "updated_at": "Last change of this row (UTC).",
+        },
+    },
+    "locks": {
+        "description": "Named locks that keep two crawlers from working on the same thing.",
+        "columns": {
+            "name": "What is locked.",
+            "owner": "Who holds the lock.",
+            "acquired_at": "When it was taken (UTC).",
+            "expires_at": "When it lapses unless renewed (UTC).",
         },
     },
     "runs": {
