@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -25,6 +25,8 @@ from crawler import store
 from crawler.changes import Change, compare
 from crawler.extraction import Article
 from crawler.fetches import CrawledPage, FetchResult
+from crawler.revisits import NextCheck, next_check, parse_stamp
+from crawler.sources import RevisitPolicy
 from crawler.textfiles import text_file_name, write_text_file
 from crawler.urls import canonicalize_url
 
@@ -98,9 +100,12 @@ def record_article(
     storage failure, in which case nothing was committed.
     """
     with store.write_transaction(db):
-        return _apply_article(
+        recorded = _apply_article(
             db, article, fetch, text_dir, timestamp(now), tuple(ignore_patterns), source
         )
+        if recorded.article_id is not None:
+            _schedule_next_check(db, recorded.article_id, RevisitPolicy())
+        return recorded
 
 
 def record_failure(
@@ -113,10 +118,10 @@ def record_failure(
 
 @dataclass(frozen=True)
 class Policy:
-    """How a source's pages are recorded: ignore patterns and removal confirmation."""
+    """How a source's pages are recorded: ignore patterns and the revisit policy."""
 
     ignore_patterns: tuple[str, ...] = ()
-    confirm_removal_after: timedelta = timedelta(hours=1)
+    revisit: RevisitPolicy = field(default_factory=RevisitPolicy)
 
 
 def record_pages(
@@ -134,11 +139,39 @@ def record_pages(
     """
     at = timestamp(now)
     policies = policies or {}
+    results = []
     with store.write_transaction(db):
-        return [
-            _apply_page(db, page, text_dir, at, policies.get(page.fetch.source, Policy()))
-            for page in pages
-        ]
+        for page in pages:
+            policy = policies.get(page.fetch.source, Policy())
+            result = _apply_page(db, page, text_dir, at, policy)
+            if result.article_id is not None:
+                _schedule_next_check(db, result.article_id, policy.revisit)
+            results.append(result)
+    return results
+
+
+def _schedule_next_check(db: sqlite_utils.Database, article_id: int, policy: RevisitPolicy) -> None:
+    """Store when the article is due again and why (see :mod:`crawler.revisits`)."""
+    article = store.get_article(db, article_id)
+    if article is None:
+        return
+    if article.gone_since is not None and article.status == "live":
+        due = parse_stamp(article.last_checked) + policy.confirm_removal_after
+        check = NextCheck(due, "answered 404/410: checking again to confirm the removal")
+    else:
+        check = next_check(
+            first_seen=parse_stamp(article.first_seen),
+            last_checked=parse_stamp(article.last_checked),
+            last_changed=parse_stamp(article.last_changed),
+            status=article.status,
+            policy=policy,
+        )
+    store.update_article(
+        db,
+        article_id,
+        next_check_at=timestamp(check.at) if check.at else None,
+        next_check_reason=check.reason,
+    )
 
 
 def _apply_page(
@@ -146,7 +179,7 @@ def _apply_page(
 ) -> Recorded:
     fetch = page.fetch
     if fetch.gone:
-        return _apply_gone(db, fetch, at, policy.confirm_removal_after)
+        return _apply_gone(db, fetch, at, policy.revisit.confirm_removal_after)
     if fetch.failure is not None:
         return _apply_failure(db, fetch, at, fetch.failure, fetch.describe_failure())
     if fetch.not_modified:
@@ -261,7 +294,7 @@ def _apply_gone(
         store.update_article(db, existing.id, gone_since=at, last_checked=at)
         _log_fetch(db, fetch, existing.id, at, "gone_suspect", fetch.describe_failure())
         return Recorded.failed(existing.id, existing.canonical_url, "gone_suspect", "first 404/410")
-    if _parse(at) - _parse(existing.gone_since) < confirm_after:
+    if parse_stamp(at) - parse_stamp(existing.gone_since) < confirm_after:
         store.update_article(db, existing.id, last_checked=at)
         _log_fetch(db, fetch, existing.id, at, "gone_suspect", fetch.describe_failure())
         return Recorded.failed(existing.id, existing.canonical_url, "gone_suspect", "not confirmed")
@@ -278,10 +311,6 @@ def _apply_gone(
         summary,
         Path(existing.text_file),
     )
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _record_new(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 from scrapy import signals
@@ -38,7 +39,7 @@ from crawler.recording import (
 from crawler.revisits import is_due
 from crawler.settings import Config, scrapy_settings, source_settings
 from crawler.sources import Source
-from crawler.store import finish_run, open_store, source_articles, start_run
+from crawler.store import StoredArticle, finish_run, open_store, source_articles, start_run
 from crawler.urls import validate_url
 from spiders import spider_for
 from spiders.base import KnownArticle
@@ -170,10 +171,7 @@ def crawl_sources(
     run_ids = {source.name: start_run(db, source.name, started) for source in sources}
     recorder = BatchRecorder(
         Path(config.store),
-        policies={
-            source.name: Policy(source.ignore, source.revisit.confirm_removal_after)
-            for source in sources
-        },
+        policies={source.name: Policy(source.ignore, source.revisit) for source in sources},
     )
     clock = time.monotonic()
     with _extraction_pool() as pool:
@@ -203,26 +201,40 @@ def _extraction_pool() -> ProcessPoolExecutor:
 def _known_articles(
     db: sqlite_utils.Database, source: Source, now: datetime
 ) -> dict[str, KnownArticle]:
+    """The source's stored articles by every URL they were reached under, with ``due``
+    set for those whose next check has come, within the per-host budget."""
+    rows = list(source_articles(db, source.name))
+    due_ids = _due_within_budget([article for article, _ in rows], source, now)
     known = {}
-    for article, alias in source_articles(db, source.name):
-        due = is_due(
-            first_seen=article.first_seen,
-            last_checked=article.last_checked,
-            status=article.status,
-            policy=source.revisit,
-            now=now,
-        )
+    for article, alias in rows:
         value = KnownArticle(
             url=article.url,
             etag=article.etag,
             last_modified=article.last_modified,
             body_hash=article.body_hash,
             last_checked=article.last_checked,
-            due=due,
+            due=article.id in due_ids,
         )
         known[alias] = value
         known.setdefault(article.canonical_url, value)
     return known
+
+
+def _due_within_budget(articles: list[StoredArticle], source: Source, now: datetime) -> set[int]:
+    """Ids of the articles due at ``now``, most overdue first, at most the budget per host."""
+    unique = {article.id: article for article in articles}.values()
+    due = sorted(
+        (a for a in unique if a.next_check_at and is_due(a.next_check_at, now)),
+        key=lambda a: a.next_check_at or "",
+    )
+    per_host: Counter[str] = Counter()
+    chosen = set()
+    for article in due:
+        host = urlsplit(article.url).hostname or ""
+        if per_host[host] < source.revisit.budget:
+            per_host[host] += 1
+            chosen.add(article.id)
+    return chosen
 
 
 def _run_reactor(

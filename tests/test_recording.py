@@ -9,6 +9,7 @@ from crawler import store
 from crawler.extraction import Article
 from crawler.fetches import CrawledPage, FetchResult
 from crawler.recording import Policy, identity_url, record_article, record_failure, record_pages
+from crawler.sources import RevisitPolicy
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 URL = "https://www.dwn.example/politik/nato-treffen"
@@ -179,7 +180,7 @@ def page(url=URL, **kwargs):
 
 
 def outcomes(db, texts, pages, now, **policy):
-    policies = {None: Policy(**policy)} if policy else None
+    policies = {None: Policy(revisit=RevisitPolicy(**policy))} if policy else None
     return [r.kind for r in record_pages(db, pages, text_dir=texts, now=now, policies=policies)]
 
 
