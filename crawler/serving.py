@@ -147,7 +147,7 @@ TABLES: dict[str, dict[str, Any]] = {
         },
     },
     "locks": {
-        "description": "Named locks that keep two crawlers from working on the same thing.",
+        "description": "Named locks: which process holds each, and until when.",
         "columns": {
             "name": "What is locked.",
             "owner": "Who holds the lock.",
