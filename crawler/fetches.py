@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from crawler.errors import ExtractionError, FetchError
 from crawler.extraction import Article, extract
+from crawler.health import blocked_reason, text_problem
 
 # Outcomes of a download that yielded no page. None of them is ever an article change.
 FAILURE_OUTCOMES = frozenset(
@@ -110,9 +111,24 @@ def article_from_fetch(result: FetchResult) -> Article:
     if media is not None:
         raise ExtractionError(f"{result.final_url} is {media}, not an HTML page", reason="not_html")
     try:
-        return extract(result.body, result.final_url, content_type=result.content_type)
+        article = extract(result.body, result.final_url, content_type=result.content_type)
     except ExtractionError as error:
+        _raise_if_blocked(result)
         raise ExtractionError(f"{result.final_url}: {error}", reason=error.reason) from None
+    problem = text_problem(article.body)
+    if problem is not None:
+        _raise_if_blocked(result)
+        reason = "paywall" if problem.startswith("paywall") else "too_short"
+        raise ExtractionError(f"{result.final_url}: {problem}", reason=reason)
+    return article
+
+
+def _raise_if_blocked(result: FetchResult) -> None:
+    """A page without usable text that is a bot challenge or consent wall says so."""
+    blocked = blocked_reason(result.body[:100_000].decode("utf-8", "replace"))
+    if blocked is not None:
+        reason = "paywall" if blocked == "paywall" else "blocked"
+        raise ExtractionError(f"{result.final_url}: the page is a {blocked}", reason=reason)
 
 
 def extract_parts(fetch: FetchResult) -> tuple[Article | None, str | None, str | None]:

@@ -25,6 +25,7 @@ from crawler import store
 from crawler.changes import Change, compare
 from crawler.extraction import Article
 from crawler.fetches import CrawledPage, FetchResult
+from crawler.health import text_problem
 from crawler.revisits import NextCheck, next_check, parse_stamp
 from crawler.sources import RevisitPolicy
 from crawler.textfiles import text_file_name, write_text_file
@@ -77,7 +78,7 @@ def identity_url(article: Article, fetched_url: str) -> str:
     at a site's front page while the page itself is deeper (a common template mistake)."""
     fetched = canonicalize_url(fetched_url)
     declared = article.canonical_url
-    if not declared:
+    if not declared or urlsplit(declared).scheme not in ("http", "https"):
         return fetched
     if urlsplit(declared).path in ("", "/") and urlsplit(fetched).path not in ("", "/"):
         return fetched
@@ -216,6 +217,9 @@ def _apply_article(
     aliases = _aliases(fetch, article)
     existing = store.find_article(db, canonical, aliases)
     previous = store.latest_version(db, existing.id) if existing else None
+    collapsed = text_problem(article.body, previous.words) if previous else None
+    if collapsed is not None:
+        return _apply_failure(db, fetch, at, "collapsed", collapsed)
     change = compare(previous.text if previous else None, article.text, ignore_patterns)
     state: dict[str, object] = {
         "etag": fetch.etag,

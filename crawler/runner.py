@@ -94,7 +94,10 @@ def fetch_article(
     if db is None:
         return article, None
     text_dir = Path(config.store).parent / "articles"
-    return article, record_article(db, article, result, text_dir=text_dir, now=now)
+    recorded = record_article(db, article, result, text_dir=text_dir, now=now)
+    if recorded.kind not in ("new", "changed", "unchanged"):
+        raise ExtractionError(f"{result.final_url}: {recorded.summary}", reason=recorded.kind)
+    return article, recorded
 
 
 @dataclass(frozen=True)

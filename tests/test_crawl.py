@@ -273,3 +273,28 @@ def test_bad_invocations_are_one_line(news, tmp_path, args, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+CHALLENGE = "<html><head><title>Just a moment...</title></head><body><p>Checking your browser before accessing the site.</p><script>window._cf_chl_opt={}</script></body></html>"
+CONSENT = "<html><head><title>Zustimmung zu Cookies | Testzeitung</title></head><body><div id='sp_message_container_1'><p>Wir und unsere 143 Partner verwenden Cookies. Bitte stimmen Sie zu, um fortzufahren.</p><button>Alle akzeptieren</button></div></body></html>"
+PAYWALL = "<html><head><title>Artikel</title></head><body><article><h1>Stromnetz</h1><p>Der Ausbau stockt.</p><p>Jetzt weiterlesen mit Z+ für nur 1 Euro im ersten Monat.</p></article></body></html>"
+
+
+def test_challenge_consent_and_paywall_pages_are_failed_checks(news, tmp_path):
+    publish(news, ENTRIES[:3])
+    sources = sources_toml(
+        tmp_path / "sources.toml",
+        feed_source(news, 'revisit = { interval = "0s", confirm_removal_after = "0s" }'),
+    )
+    crawl(tmp_path, sources)
+    before = query(tmp_path, "SELECT * FROM versions") + query(tmp_path, "SELECT id, status, fingerprint FROM articles")
+    for entry, page in zip(ENTRIES[:3], (CHALLENGE, CONSENT, PAYWALL), strict=True):
+        news.set_route(entry.path, html_reply(page))
+    for _ in range(2):
+        code, summary, _ = crawl(tmp_path, sources)
+        assert code == 0 and summary["totals"]["errors"] == 3
+    after = query(tmp_path, "SELECT * FROM versions") + query(tmp_path, "SELECT id, status, fingerprint FROM articles")
+    assert after == before
+    assert query(tmp_path, "SELECT kind FROM events WHERE kind != 'new'") == []
+    outcomes = query(tmp_path, "SELECT DISTINCT outcome FROM fetches WHERE outcome NOT IN ('new') ORDER BY 1")
+    assert outcomes == [("blocked",), ("paywall",)]
