@@ -22,14 +22,16 @@ import html
 import http.client
 import json
 import logging
+import os
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from crawler import __version__
 from crawler.changes import Diff, word_diff
 from crawler.recording import timestamp
 from crawler.sources import AlertFilter, AlertSettings
+from crawler.store import acquire_lock, release_lock
 from crawler.store import alerts as alert_store
 from crawler.store.alerts import AlertEvent
 from crawler.textfiles import write_text_file
@@ -515,3 +518,29 @@ def _elide(text: str, keep: int = 6) -> str:
 
 def _shorten(text: str) -> str:
     return text if len(text) <= FEED_CHARS else text[: FEED_CHARS - 1].rstrip() + "…"
+
+
+def publish_alerts(
+    db: sqlite_utils.Database,
+    settings: AlertSettings,
+    filters: Mapping[str, AlertFilter],
+    *,
+    atom_path: Path,
+    now: datetime,
+    user_agent: str = USER_AGENT,
+) -> DeliveryReport | None:
+    """After a crawl: deliver due events to the webhook (if one is set) and rewrite the
+    Atom feed. Holds the store's ``alerts`` lock so two crawls never send an event twice;
+    returns None when another process is publishing right now."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    expires = timestamp(now + timedelta(seconds=DEFAULT_BUDGET * 2))
+    if not acquire_lock(db, "alerts", owner, timestamp(now), expires):
+        return None
+    try:
+        report = None
+        if settings.webhook:
+            report = deliver_alerts(db, settings, filters, now=now, user_agent=user_agent)
+        write_atom_feed(db, atom_path, now=now, filters=filters)
+        return report
+    finally:
+        release_lock(db, "alerts", owner)

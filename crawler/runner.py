@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +40,15 @@ from crawler.recording import (
 from crawler.revisits import is_due
 from crawler.settings import Config, scrapy_settings, source_settings
 from crawler.sources import Source
-from crawler.store import StoredArticle, finish_run, open_store, source_articles, start_run
+from crawler.store import (
+    StoredArticle,
+    acquire_lock,
+    finish_run,
+    open_store,
+    release_lock,
+    source_articles,
+    start_run,
+)
 from crawler.urls import validate_url
 from spiders import spider_for
 from spiders.base import KnownArticle
@@ -132,8 +141,8 @@ class CrawlSummary:
 
     @property
     def ok(self) -> bool:
-        """True when every source crawled without failing."""
-        return all(run.outcome == "ok" for run in self.runs)
+        """True when no source failed (skipped ones, locked by another run, did not)."""
+        return all(run.outcome in ("ok", "skipped") for run in self.runs)
 
     @property
     def totals(self) -> Counter[str]:
@@ -153,6 +162,7 @@ class CrawlSummary:
 
 
 ProgressCallback = Callable[[Counter[str], float], None]
+DEFAULT_LOCK_TTL = timedelta(hours=6)
 
 
 def crawl_sources(
@@ -160,16 +170,63 @@ def crawl_sources(
     config: Config,
     *,
     max_pages: int | None = None,
+    revisit_only: bool = False,
+    lock_ttl: timedelta = DEFAULT_LOCK_TTL,
     on_progress: ProgressCallback | None = None,
     verbose: bool = False,
 ) -> CrawlSummary:
-    """Crawl ``sources`` once, in parallel: discovery, new articles and due revisits.
+    """Crawl ``sources`` once, in parallel: discovery (unless ``revisit_only``), new
+    articles and due revisits.
 
-    Extraction runs in a process pool, recording in one batched writer thread. Writes a
-    ``runs`` row per source. Blocks; starts a Twisted reactor (once per process).
+    Each source is locked in the store for the run, so two runs of one source never
+    overlap; a source whose lock is held elsewhere is skipped. Extraction runs in a
+    process pool, recording in one batched writer thread. Writes a ``runs`` row per
+    source crawled. Blocks; starts a Twisted reactor (once per process).
     """
     db = open_store(config.store)
     now = datetime.now(UTC)
+    started = timestamp(now)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    locked = [
+        source
+        for source in sources
+        if acquire_lock(
+            db, f"source:{source.name}", owner, started, timestamp(now + lock_ttl), _owner_is_dead
+        )
+    ]
+    skipped = [
+        SourceRun(
+            source.name,
+            "skipped",
+            {},
+            ("another run of this source is going on",),
+            started,
+            started,
+        )
+        for source in sources
+        if source not in locked
+    ]
+    try:
+        runs = _crawl_locked(locked, config, db, now, max_pages, revisit_only, on_progress, verbose)
+    finally:
+        for source in locked:
+            release_lock(db, f"source:{source.name}", owner)
+        db.close()
+    return CrawlSummary(tuple(runs[0] + skipped), runs[1])
+
+
+def _crawl_locked(
+    sources: list[Source],
+    config: Config,
+    db: sqlite_utils.Database,
+    now: datetime,
+    max_pages: int | None,
+    revisit_only: bool,
+    on_progress: ProgressCallback | None,
+    verbose: bool,
+) -> tuple[list[SourceRun], float]:
+    if not sources:
+        return [], 0.0
     started = timestamp(now)
     run_ids = {source.name: start_run(db, source.name, started) for source in sources}
     recorder = BatchRecorder(
@@ -179,7 +236,7 @@ def crawl_sources(
     clock = time.monotonic()
     with _extraction_pool() as pool:
         crawlers = _run_reactor(
-            sources, config, db, now, max_pages, pool, recorder, on_progress, verbose
+            sources, config, db, now, max_pages, revisit_only, pool, recorder, on_progress, verbose
         )
         storage_error = _close(recorder)
     elapsed = time.monotonic() - clock
@@ -191,8 +248,21 @@ def crawl_sources(
             db, run_ids[source.name], finished, run.outcome, run.counts, "; ".join(run.errors)
         )
         runs.append(run)
-    db.close()
-    return CrawlSummary(tuple(runs), elapsed)
+    return runs, elapsed
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _extraction_pool() -> ProcessPoolExecutor:
@@ -246,6 +316,7 @@ def _run_reactor(
     db: sqlite_utils.Database,
     now: datetime,
     max_pages: int | None,
+    revisit_only: bool,
     pool: ProcessPoolExecutor,
     recorder: BatchRecorder,
     on_progress: ProgressCallback | None,
@@ -266,7 +337,14 @@ def _run_reactor(
             init_reactor=not crawlers,  # the first crawler installs the reactor
         )
         known = _known_articles(db, source, now)
-        process.crawl(crawler, source=source, known=known, max_pages=max_pages, now=now)
+        process.crawl(
+            crawler,
+            source=source,
+            known=known,
+            max_pages=max_pages,
+            now=now,
+            discover=not revisit_only,
+        )
         crawlers.append(crawler)
     if on_progress is not None:
         from twisted.internet import task

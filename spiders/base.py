@@ -55,6 +55,7 @@ class SourceSpider(scrapy.Spider):
         known: Mapping[str, KnownArticle] | None = None,
         max_pages: int | None = None,
         now: datetime | None = None,
+        discover: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=source.name, **kwargs)
@@ -64,6 +65,7 @@ class SourceSpider(scrapy.Spider):
             (limit for limit in (max_pages, source.max_pages) if limit), default=None
         )
         self.now = now or datetime.now(UTC)
+        self.discover = discover
         self.allow = [re.compile(p) for p in source.allow]
         self.deny = [re.compile(p) for p in source.deny]
         self.article_pattern = (
@@ -75,7 +77,7 @@ class SourceSpider(scrapy.Spider):
         self.skipped_robots = 0
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        for request in self.discovery_requests():
+        for request in self.discovery_requests() if self.discover else ():
             yield request
         for known in self.known.values():
             revisit = self.article_request(known.url, revisit=True) if known.due else None

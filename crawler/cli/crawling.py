@@ -11,8 +11,8 @@ import click
 
 from crawler.cli import cli, json_option, store_option
 from crawler.errors import ConfigError, CrawlerError
-from crawler.settings import load_config
-from crawler.sources import DEFAULT_SOURCES, Source, load_sources
+from crawler.settings import Config, load_config
+from crawler.sources import DEFAULT_SOURCES, Source, SourcesFile, read_sources_file
 
 if TYPE_CHECKING:
     from crawler.runner import CrawlSummary
@@ -38,6 +38,7 @@ class SourceFailed(CrawlerError):
 @click.option(
     "--max-pages", type=click.IntRange(min=1), default=None, help="Article pages per source."
 )
+@click.option("--revisit-only", is_flag=True, help="Only revisit known articles that are due.")
 @json_option
 @click.pass_context
 def crawl(
@@ -46,6 +47,7 @@ def crawl(
     sources_file: Path,
     store: Path | None,
     max_pages: int | None,
+    revisit_only: bool,
     as_json: bool,
 ) -> None:
     """Crawl the named sources (default: every enabled one) once.
@@ -55,25 +57,60 @@ def crawl(
     """
     from crawler.runner import crawl_sources
 
-    sources = select_sources(load_sources(sources_file), names)
+    sources_found = read_sources_file(sources_file)
+    sources = select_sources(sources_found.sources, names)
     config = load_config({"store": str(store) if store else None})
     with _Progress(enabled=not as_json) as progress:
         summary = crawl_sources(
             sources,
             config,
             max_pages=max_pages,
+            revisit_only=revisit_only,
             on_progress=progress.update,
             verbose=ctx.obj["debug"],
         )
+    alerts = _publish_alerts(config, sources_found)
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps({**summary.as_dict(), "alerts": alerts}, ensure_ascii=False, indent=2)
+        )
     else:
         _print_summary(summary)
-    failed = [run.source for run in summary.runs if run.outcome != "ok"]
+        if alerts:
+            click.echo(alerts, err=True)
+    failed = [run.source for run in summary.runs if run.outcome in ("failed", "interrupted")]
     if failed:
         raise SourceFailed(
             f"{len(failed)} of {len(summary.runs)} sources failed: {', '.join(failed)}"
         )
+
+
+def _publish_alerts(config: Config, found: SourcesFile) -> str | None:
+    """Deliver alerts and rewrite the Atom feed; a failing webhook never fails the crawl."""
+    from datetime import UTC, datetime
+
+    from crawler.alerts import publish_alerts
+    from crawler.store import open_store
+
+    db = open_store(config.store)
+    try:
+        atom = (
+            Path(found.alerts.atom)
+            if found.alerts.atom
+            else Path(config.store).parent / "changes.atom"
+        )
+        filters = {source.name: source.alert for source in found.sources}
+        report = publish_alerts(
+            db,
+            found.alerts,
+            filters,
+            atom_path=atom,
+            now=datetime.now(UTC),
+            user_agent=config.effective_user_agent,
+        )
+    finally:
+        db.close()
+    return report.describe() if report is not None else None
 
 
 def select_sources(sources: list[Source], names: tuple[str, ...]) -> list[Source]:
@@ -136,3 +173,63 @@ def _print_summary(summary: CrawlSummary) -> None:
     for run in summary.runs:
         for error in run.errors:
             console.print(f"[red]{run.source}:[/red] {error}", soft_wrap=True)
+
+
+@cli.command()
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SOURCES,
+    show_default=True,
+    help="The sources file; reloaded on SIGHUP or when it changes.",
+)
+@store_option
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=1),
+    default=1800,
+    show_default=True,
+    help="Seconds a crawl may run before it is stopped.",
+)
+@click.option(
+    "--revisit-every",
+    default="5m",
+    show_default=True,
+    help="How often each source's due revisits run (a duration: 30s, 5m, 1h).",
+)
+@click.option(
+    "--for",
+    "duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Stop by itself after this many seconds (for demos and tests).",
+)
+def schedule(
+    sources_file: Path,
+    store: Path | None,
+    time_limit: float,
+    revisit_every: str,
+    duration: float | None,
+) -> None:
+    """Crawl every enabled source on its schedule until stopped (SIGTERM or Ctrl-C).
+
+    Each run is a separate `crawler crawl` process with a time limit; see scheduler.py.
+    """
+    import scheduler
+    from crawler.sources import parse_duration
+
+    try:
+        every = parse_duration(revisit_every)
+    except ValueError as error:
+        raise ConfigError(f"--revisit-every: {error}") from None
+    read_sources_file(sources_file)  # a bad file is one error line before anything starts
+    config = load_config({"store": str(store) if store else None})
+    settings = scheduler.SchedulerSettings(
+        sources_file=sources_file.resolve(),
+        store=Path(config.store).resolve(),
+        time_limit=time_limit,
+        revisit_every=every,
+    )
+    scheduler.configure_logging(settings.store)
+    scheduler.run_scheduler(settings, duration)

@@ -469,8 +469,18 @@ def source_articles(db: sqlite_utils.Database, source: str) -> Iterator[tuple[St
 
 
 def start_run(db: sqlite_utils.Database, source: str, at: str) -> int:
-    """Insert a ``runs`` row for a crawl of ``source`` that starts now; return its id."""
+    """Insert a ``runs`` row for a crawl of ``source`` that starts now; return its id.
+
+    Call it holding the source's lock: any run of the source still marked ``running``
+    then belongs to a process that died, and is marked ``interrupted``.
+    """
     with write_transaction(db):
+        db.execute(
+            "UPDATE runs SET outcome = 'interrupted', finished_at = ?, "
+            "error = 'the crawl process ended without finishing its run' "
+            "WHERE source = ? AND outcome = 'running'",
+            [at, source],
+        )
         return _insert(db, "runs", {"source": source, "started_at": at, "outcome": "running"})
 
 
@@ -489,3 +499,40 @@ def finish_run(
         db.table("runs").update(
             run_id, {"finished_at": at, "outcome": outcome, "error": error, **fields}
         )
+
+
+def acquire_lock(
+    db: sqlite_utils.Database,
+    name: str,
+    owner: str,
+    now: str,
+    expires: str,
+    is_dead: Callable[[str], bool] = lambda _owner: False,
+) -> bool:
+    """Take the lock ``name`` for ``owner`` until ``expires``; False if someone else holds it.
+
+    A lock whose expiry has passed, or whose owner ``is_dead``, is taken over.
+    """
+    with write_transaction(db):
+        row = db.execute("SELECT owner, expires_at FROM locks WHERE name = ?", [name]).fetchone()
+        if row is not None and row[0] != owner and row[1] > now and not is_dead(row[0]):
+            return False
+        db.execute(
+            "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+            [name, owner, now, expires],
+        )
+        return True
+
+
+def release_lock(db: sqlite_utils.Database, name: str, owner: str) -> None:
+    """Give up the lock ``name`` if ``owner`` holds it."""
+    with write_transaction(db):
+        db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", [name, owner])
+
+
+def last_run_started(db: sqlite_utils.Database, source: str) -> str | None:
+    """When the newest run of ``source`` started, or None."""
+    row = db.execute("SELECT max(started_at) FROM runs WHERE source = ?", [source]).fetchone()
+    return row[0] if row else None

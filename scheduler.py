@@ -1,0 +1,284 @@
+"""The scheduler: crawls every enabled source of sources.toml on its schedule, unattended.
+
+Run it as ``crawler schedule`` or ``python scheduler.py``. The one home of APScheduler.
+
+- Per source two jobs: the crawl (``schedule`` in sources.toml, else by type: feeds
+  every 15 minutes, sitemaps hourly, sites daily, URL lists hourly) and a revisit job
+  (every 5 minutes: only known articles whose adaptive next check has come).
+- Each run is its own ``crawler crawl`` process with a time limit, so one bad page or a
+  hung server cannot take the scheduler down. A run is never started twice at once
+  (``max_instances=1``); the crawl itself locks the source in the store, and a lock
+  whose process died is taken over.
+- Runs missed while the scheduler was down are coalesced into one; on start each
+  source's first run is due at its last run's start plus its interval.
+- SIGTERM/SIGINT stop it: running crawls get SIGTERM (Scrapy finishes what is in
+  flight, the writer commits), then SIGKILL after a grace period. SIGHUP, or a change
+  of sources.toml, reloads the sources; a bad file keeps the last good one.
+- Logs go to stderr and ``logs/scheduler.log`` beside the store; each crawl's output
+  to ``logs/<source>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from crawler.errors import ConfigError, CrawlerError
+from crawler.revisits import parse_stamp
+from crawler.sources import Source, read_sources_file
+from crawler.store import last_run_started, open_store
+
+log = logging.getLogger("scheduler")
+REVISIT_EVERY = timedelta(minutes=5)
+TERMINATE_GRACE = 20.0
+
+
+@dataclass
+class SchedulerSettings:
+    """What the scheduler runs and how."""
+
+    sources_file: Path
+    store: Path
+    time_limit: float = 1800.0
+    revisit_every: timedelta = REVISIT_EVERY
+    check_config_every: float = 5.0
+    crawl_command: Sequence[str] = field(default_factory=lambda: [sys.executable, "-m", "crawler"])
+
+
+class CrawlLauncher:
+    """Starts ``crawler crawl`` processes and stops them on shutdown."""
+
+    def __init__(self, settings: SchedulerSettings) -> None:
+        self.settings = settings
+        self.logs = settings.store.parent / "logs"
+        self._running: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self, source: str, revisit_only: bool = False) -> int | None:
+        """Run one crawl of ``source`` to its end or its time limit; return the exit code."""
+        if self.stopping.is_set():
+            return None
+        command = [
+            *self.settings.crawl_command,
+            "crawl",
+            source,
+            "--sources",
+            str(self.settings.sources_file),
+            "--store",
+            str(self.settings.store),
+        ]
+        if revisit_only:
+            command.append("--revisit-only")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        kind = "revisit" if revisit_only else "crawl"
+        with open(self.logs / f"{source}.log", "ab") as output:
+            process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            with self._lock:
+                self._running[process.pid] = process
+            log.info("%s of %s started (pid %s)", kind, source, process.pid)
+            try:
+                code = process.wait(timeout=self.settings.time_limit)
+            except subprocess.TimeoutExpired:
+                log.warning("%s of %s hit the time limit; stopping it", kind, source)
+                code = self._stop(process)
+            finally:
+                with self._lock:
+                    self._running.pop(process.pid, None)
+        log.info("%s of %s ended with exit code %s", kind, source, code)
+        return code
+
+    def stop_all(self) -> None:
+        """Ask every running crawl to stop (SIGTERM), then kill what is left."""
+        self.stopping.set()
+        with self._lock:
+            running = list(self._running.values())
+        for process in running:
+            self._stop(process)
+
+    def _stop(self, process: subprocess.Popen[bytes]) -> int:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            return process.wait(timeout=TERMINATE_GRACE)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            return process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def first_run(last_started: str | None, every: timedelta | None, now: datetime) -> datetime:
+    """When a source's first run after a (re)start is due: its last start plus its
+    interval, or now if that has passed (missed runs coalesce into this one)."""
+    if last_started is None or every is None:
+        return now
+    return max(now, parse_stamp(last_started) + every)
+
+
+class Monitor:
+    """The scheduler proper: jobs per source, reloads, and a graceful stop."""
+
+    def __init__(self, settings: SchedulerSettings, clock: Callable[[], datetime] | None = None):
+        self.settings = settings
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.launcher = CrawlLauncher(settings)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=8)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.sources: list[Source] = []
+        self._mtime: float | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Load the sources (raises ConfigError if the file is bad) and start the jobs."""
+        self.sources = self._load()
+        self.scheduler.start()
+        self._schedule(self.sources)
+        self.scheduler.add_job(
+            self.reload_if_changed,
+            IntervalTrigger(seconds=self.settings.check_config_every),
+            id="config-watch",
+        )
+
+    def run_until_stopped(self, duration: float | None = None) -> None:
+        """Block until a stop is requested (a signal, or ``duration`` seconds passed)."""
+        self._stop.wait(duration)
+        self.shutdown()
+
+    def request_stop(self, *_: Any) -> None:
+        """Signal handler: stop soon, from the main thread."""
+        log.info("stop requested")
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """Stop starting runs, stop the running crawls cleanly, wait for the jobs."""
+        self.launcher.stop_all()
+        self.scheduler.shutdown(wait=True)
+        log.info("scheduler stopped")
+
+    def reload(self, *_: Any) -> None:
+        """Re-read sources.toml and replace the jobs; keep the old ones if it is bad."""
+        try:
+            sources = self._load()
+        except CrawlerError as error:
+            log.error("sources not reloaded, keeping the last good ones: %s", error)
+            return
+        for job in self.scheduler.get_jobs():
+            if job.id != "config-watch":
+                job.remove()
+        self.sources = sources
+        self._schedule(sources)
+        log.info("sources reloaded: %s", ", ".join(s.name for s in sources) or "none")
+
+    def reload_if_changed(self) -> None:
+        """Reload when sources.toml's modification time changed."""
+        try:
+            mtime = self.settings.sources_file.stat().st_mtime
+        except OSError:
+            return
+        if self._mtime is not None and mtime != self._mtime:
+            self.reload()
+
+    def _load(self) -> list[Source]:
+        self._mtime = (
+            self.settings.sources_file.stat().st_mtime
+            if (self.settings.sources_file.exists())
+            else None
+        )
+        return [s for s in read_sources_file(self.settings.sources_file).sources if s.enabled]
+
+    def _schedule(self, sources: list[Source]) -> None:
+        now = self.clock()
+        db = open_store(self.settings.store)
+        try:
+            starts = {s.name: last_run_started(db, s.name) for s in sources}
+        finally:
+            db.close()
+        for source in sources:
+            trigger = _trigger(source, first_run(starts[source.name], source.every, now))
+            first: dict[str, Any] = {}
+            if not source.schedule.cron:
+                first["next_run_time"] = trigger.start_date
+            self.scheduler.add_job(
+                self.launcher.run, trigger, args=[source.name], id=f"crawl:{source.name}", **first
+            )
+            revisit = IntervalTrigger(
+                seconds=self.settings.revisit_every.total_seconds(),
+                start_date=now + self.settings.revisit_every,
+            )
+            self.scheduler.add_job(
+                self.launcher.run, revisit, args=[source.name, True], id=f"revisit:{source.name}"
+            )
+        log.info("scheduled: %s", ", ".join(_describe(s) for s in sources) or "nothing")
+
+
+def _trigger(source: Source, start: datetime) -> Any:
+    if source.schedule.cron:
+        try:
+            return CronTrigger.from_crontab(source.schedule.cron, timezone=UTC)
+        except ValueError as error:
+            raise ConfigError(f'source "{source.name}": schedule.cron: {error}') from None
+    every = source.every or timedelta(hours=1)
+    return IntervalTrigger(seconds=every.total_seconds(), start_date=start)
+
+
+def _describe(source: Source) -> str:
+    when = f"cron {source.schedule.cron}" if source.schedule.cron else f"every {source.every}"
+    return f"{source.name} ({when})"
+
+
+def configure_logging(store: Path) -> None:
+    """Log to stderr and to logs/scheduler.log beside the store."""
+    logs = store.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(logs / "scheduler.log")):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def run_scheduler(settings: SchedulerSettings, duration: float | None = None) -> None:
+    """Start the monitor, install the signal handlers, block until stopped."""
+    monitor = Monitor(settings)
+    monitor.start()
+    signal.signal(signal.SIGTERM, monitor.request_stop)
+    signal.signal(signal.SIGINT, monitor.request_stop)
+    signal.signal(signal.SIGHUP, monitor.reload)
+    log.info("scheduler running (pid %s); stop with SIGTERM or Ctrl-C", os.getpid())
+    monitor.run_until_stopped(duration)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python scheduler.py``: the same as ``crawler schedule``."""
+    from crawler.cli import main as cli_main
+
+    return cli_main(["schedule", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
