@@ -1,46 +1,41 @@
 """The README's main job: ``crawler demo`` end to end, in a subprocess."""
 
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
-from crawler.demo import EDITED_FROM, EDITED_TO, churn_template, edit_body, original_page
+import feedparser
+from servers import run_cli
 
-
-def test_churn_changes_the_page_but_not_the_article():
-    original = original_page()
-    churned = churn_template(original)
-    assert churned != original
-    assert EDITED_FROM in churned
-    assert EDITED_TO in edit_body(original)
+from crawler.demo import sources_toml
+from crawler.demo.site import EXPECTED
+from crawler.sources import parse_sources
 
 
-def test_demo_detects_exactly_the_real_change(tmp_path):
-    store = tmp_path / "demo" / "crawl.db"
-    crawler = Path(sys.executable).parent / "crawler"
-    done = subprocess.run(
-        [str(crawler), "demo", "--store", str(store)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-    )
+def test_the_demo_sources_file_is_valid():
+    import tomllib
+
+    text = sources_toml("http://127.0.0.1:1/feed.xml", "http://127.0.0.1:1/news-sitemap.xml", 2)
+    sources = parse_sources(tomllib.loads(text))
+    assert [s.type for s in sources] == ["feed", "sitemap"]
+
+
+def test_demo_detects_exactly_the_real_changes(tmp_path):
+    workdir = tmp_path / "demo"
+    done = run_cli("demo", "--dir", workdir, home=tmp_path / "home", timeout=240)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stdout.startswith("Nato-Generalsekretär trifft sich in Florida mit Trump\n")
-    assert EDITED_TO in done.stdout
-    assert "Anzeige" not in done.stdout and "Mehr zum Thema" not in done.stdout
-    statuses = [
-        line.split(":")[0].strip() for line in done.stderr.splitlines() if line.startswith("   ")
-    ]
-    assert statuses[:3] == ["new", "unchanged", "changed"]
-    with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT count(*) FROM versions").fetchone() == (2,)
-        assert [k for (k,) in conn.execute("SELECT kind FROM events ORDER BY id")] == [
-            "new",
-            "changed",
-        ]
-    text_files = list((store.parent / "articles").glob("*.txt"))
-    assert len(text_files) == 1
-    assert EDITED_TO in text_files[0].read_text(encoding="utf-8")
+    assert "✓ detected 24 new articles" in done.stderr
+    for cycle in range(5):
+        assert f"cycle {cycle}:" in done.stderr
+    with sqlite3.connect(workdir / "crawl.db") as conn:
+        kinds = dict(conn.execute("SELECT kind, count(*) FROM events GROUP BY kind"))
+        assert kinds == {"new": EXPECTED.new, "changed": 1, "removed": 1}
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        outage = conn.execute("SELECT count(*) FROM runs WHERE outcome = 'failed'").fetchone()[0]
+        assert outage >= 2  # both sources failed in the 503 cycle, and nothing changed then
+        assert conn.execute("SELECT count(*) FROM locks").fetchone() == (0,)
+    assert len(list((workdir / "articles").glob("*.txt"))) == EXPECTED.new
+    feed = feedparser.parse((workdir / "changes.atom").read_bytes())
+    assert not feed.bozo
+    titles = [entry.title for entry in feed.entries]
+    assert any(title.startswith("Changed:") for title in titles)
+    assert any(title.startswith("Removed:") for title in titles)

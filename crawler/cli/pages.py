@@ -95,48 +95,67 @@ def extract_command(file: Path, url: str | None, content_type: str | None, as_js
 
 @cli.command()
 @click.option(
-    "--store",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("data") / "demo" / "crawl.db",
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data") / "demo",
     show_default=True,
-    help="Store of the demo; started afresh on every run.",
+    help="Where the demo keeps its store, text files and Atom feed (started afresh).",
 )
-def demo(store: Path) -> None:
-    """Serve a bundled German news page on 127.0.0.1 and follow it through its life.
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between two scheduled crawls of a source.",
+)
+def demo(workdir: Path, every: float) -> None:
+    """Monitor a bundled German news site on 127.0.0.1 while it changes.
 
-    Three real fetches: first publication, a churned template (no change) and an
-    edited sentence (version 2). Then shows where the results are.
+    The scheduler crawls the site's feed and news sitemap every few seconds through five
+    cycles: publication, new articles with template churn everywhere, a 503 outage, an
+    edit plus a removal, churn again. Then shows what was detected and where to look.
+    Exits 1 if the detected changes differ from the real ones.
     """
     from rich.console import Console
-    from rich.markup import escape
 
-    from crawler.changes import word_diff
-    from crawler.demo import reset_store, run_demo
-    from crawler.store import latest_version, open_store
+    from crawler.demo import CycleReport, DemoError, run_demo
 
     console = Console(stderr=True, soft_wrap=True)
-    reset_store(store)
-    with console.status("fetching the demo article three times…"):
-        steps = run_demo(store)
-    click.echo(steps[-1].text, nl=False)
-    console.print()
-    for number, step in enumerate(steps, 1):
-        console.print(f"[bold]{number}. {escape(step.title)}[/bold]\n   {escape(step.status_line)}")
-    db = open_store(store, create=False)
-    version = latest_version(db, steps[-1].outcome["article_id"])
-    for change in (version.diff or {}).get("changes", []) if version else []:
-        marked = " ".join(
-            escape(word)
-            if op == "equal"
-            else f"[{'green' if op == 'insert' else 'red strike'}]{escape(word)}[/]"
-            for op, word in word_diff(change.get("old") or "", change.get("new") or "")
+    console.print(f"[bold]Demo:[/bold] monitoring a local news site, results in {workdir}/")
+
+    def show(cycle: CycleReport) -> None:
+        counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in cycle.counts.items() if n)
+        runs = ", ".join(f"{s} {o}" for s, o in cycle.outcomes.items())
+        console.print(
+            f"  cycle {cycle.cycle}: {cycle.description}\n"
+            f"    found: {counts or 'nothing'}  [dim]({runs})[/dim]"
         )
-        console.print(f"   [dim]{change['op']}:[/dim] {marked}")
+
+    with console.status("the scheduler is crawling…"):
+        result = run_demo(workdir, every=every, on_cycle=show)
+    expected = result.expected
+    mark = "[green]✓[/green]" if result.exact else "[red]✗[/red]"
     console.print(
-        f"\nStored in {store}, the latest text in {store.parent / 'articles'}/.\n"
-        f"Its versions: sqlite-utils {store} "
-        "'SELECT number, fetched_at, change_class, words_added, words_removed FROM versions'"
+        f"\n{mark} detected {result.events.get('new', 0)} new articles "
+        f"(expected {expected.new}), changed: {', '.join(result.changed) or 'none'} "
+        f"(expected {', '.join(expected.changed)}), removed: "
+        f"{', '.join(result.removed) or 'none'} (expected {', '.join(expected.removed)}), "
+        f"in {result.seconds:.0f} s"
     )
+    store = result.store
+    console.print(
+        "\nWhere to look:\n"
+        f"  store        {store}\n"
+        f"  text files   {store.parent / 'articles'}/\n"
+        f"  Atom feed    {store.parent / 'changes.atom'}\n"
+        f"  changes      crawler changes --store {store}\n"
+        f"  a diff       crawler diff {(result.changed or ('URL',))[0]} --store {store}\n"
+        f"  report       crawler report --since 30d --store {store} -o report.html\n"
+        f"  browse       crawler serve --store {store}"
+    )
+    if not result.exact:
+        raise DemoError("the demo did not detect exactly the real changes")
 
 
 def _print_article(article: Article, as_json: bool, **extra: Any) -> None:

@@ -1,152 +1,196 @@
-"""``crawler demo``: a bundled German news page on 127.0.0.1, fetched through its life.
+"""``crawler demo``: the scheduler monitoring a bundled German news site that changes.
 
-The page is a DWN-like article with ads, a "Mehr zum Thema" box and dated related
-teasers. The demo fetches it three times, each with a real ``crawler fetch`` process:
-as first published, after the template churned (other teasers, dates, ad slots: not a
-change), and after the newsroom edited one sentence (a change, version 2).
+The site (:mod:`crawler.demo.site`) runs on 127.0.0.1 and moves through five cycles:
+20 articles published; two more and template churn everywhere; a 503 outage; an edited
+sentence, a removed article, two more articles; churn again (confirming the removal).
+The real scheduler (``scheduler.Monitor``) crawls its feed and news sitemap every few
+seconds, each run a ``crawler crawl`` process, while the demo moves the site on once
+both sources have crawled the current cycle. At the end the store is compared with
+what a correct monitor must have found (:data:`crawler.demo.site.EXPECTED`).
 """
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.resources import files
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from crawler.errors import FetchError
+from crawler.demo.site import EXPECTED, Expected, serve_site
+from crawler.errors import CrawlerError
+from crawler.recording import timestamp
+from crawler.store import open_store, open_store_readonly
 
-PAGE = "dwn-nato-rutte.html"
-PATH = "/politik/nato-generalsekretaer-trifft-sich-in-florida-mit-trump"
-EDITED_FROM = "Zu Details machte sie keine Angaben."
-EDITED_TO = "Zu Details des Gesprächs in Palm Beach machte sie zunächst keine Angaben."
-
-
-def original_page() -> str:
-    """The demo article as first published."""
-    return files(__package__).joinpath(PAGE).read_text(encoding="utf-8")
-
-
-def churn_template(html: str) -> str:
-    """The same article a day later: teaser dates, related list order and ad slots differ."""
-    html = re.sub(r"(\d\d)\.01\.2026", lambda m: f"{int(m[1]) + 1:02d}.01.2026", html)
-    html = re.sub(r"2026-01-(\d\d)T", lambda m: f"2026-01-{int(m[1]) + 1:02d}T", html)
-    html = html.replace("/2345/dwn/politik/", "/2345/dwn/politik-rotation-b/")
-    teasers = re.findall(r'<div class="teaser">.*?</div>', html, flags=re.DOTALL)
-    if len(teasers) > 1:
-        rotated = teasers[1:] + teasers[:1]
-        replacements = iter(rotated)
-        html = re.sub(
-            r'<div class="teaser">.*?</div>', lambda _m: next(replacements), html, flags=re.DOTALL
-        )
-    return html.replace("</footer>", "<!-- gerendert 2026-11-25T06:00:00Z --></footer>")
+CYCLES = (
+    "20 articles are published",
+    "2 new articles; ads, related teasers and render times churn on every page",
+    "the whole site answers 503 (maintenance)",
+    "a sentence is edited, an article is removed, 2 new articles, churn",
+    "churn again; the removed article is still gone",
+)
+SOURCES = ("demo-feed", "demo-sitemap")
 
 
-def edit_body(html: str) -> str:
-    """The churned page after the newsroom rewrote one sentence of the article."""
-    if EDITED_FROM not in html:
-        raise ValueError("the demo page lacks the sentence to edit")
-    return churn_template(html).replace(EDITED_FROM, EDITED_TO)
-
-
-@dataclass
-class _Site:
-    html: str
-
-
-@contextmanager
-def serve(site: _Site) -> Iterator[str]:
-    """Serve ``site.html`` at PATH (and an allow-all robots.txt) on 127.0.0.1; yield the URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            if self.path == PATH:
-                self._send(200, "text/html; charset=utf-8", site.html.encode("utf-8"))
-            elif self.path == "/robots.txt":
-                self._send(200, "text/plain", b"User-agent: *\nAllow: /\n")
-            else:
-                self._send(404, "text/plain", b"not found\n")
-
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{PATH}"
-    finally:
-        server.shutdown()
-        server.server_close()
+class DemoError(CrawlerError):
+    """The demo could not run to its end."""
 
 
 @dataclass(frozen=True)
-class Step:
-    """One demo fetch: what happened to the page, and what ``crawler fetch`` said."""
+class CycleReport:
+    """What the monitor found in one cycle of the site."""
 
-    title: str
-    status_line: str
-    text: str
-    outcome: dict[str, Any]
-
-
-STAGES: tuple[tuple[str, Callable[[str], str]], ...] = (
-    ("First visit: the article is published", lambda html: html),
-    ("Next day: ads, related teasers and dates churned", churn_template),
-    ("The newsroom edits one sentence", edit_body),
-)
+    cycle: int
+    description: str
+    counts: dict[str, int]
+    outcomes: dict[str, str]
 
 
-def reset_store(store: Path) -> None:
-    """Remove a previous demo store and its text files, so the demo starts afresh."""
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's cycles, what the store holds in the end, and what it should hold."""
+
+    cycles: tuple[CycleReport, ...]
+    events: dict[str, int]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    expected: Expected
+    store: Path
+    seconds: float
+
+    @property
+    def exact(self) -> bool:
+        """True when exactly the real changes were detected, nothing more or less."""
+        return (
+            self.events.get("new", 0) == self.expected.new
+            and _slugs(self.changed) == set(self.expected.changed)
+            and _slugs(self.removed) == set(self.expected.removed)
+            and self.events.get("changed", 0) + self.events.get("title_changed", 0)
+            == len(self.expected.changed)
+        )
+
+
+def _slugs(urls: tuple[str, ...]) -> set[str]:
+    return {url.rstrip("/").rsplit("/", 1)[-1].removesuffix("-100.html") for url in urls}
+
+
+def sources_toml(feed_url: str, sitemap_url: str, every: float) -> str:
+    """The demo's sources file: the site's feed and news sitemap on a short schedule."""
+    common = (
+        f'schedule = {{ every = "{every:g}s" }}\n'
+        'revisit = { interval = "0s", confirm_removal_after = "0s" }\n'
+        "concurrency = 8\n"
+    )
+    return (
+        f'[[source]]\nname = "demo-feed"\ntype = "feed"\nurl = "{feed_url}"\n{common}\n'
+        f'[[source]]\nname = "demo-sitemap"\ntype = "sitemap"\nurl = "{sitemap_url}"\n{common}'
+    )
+
+
+def reset(workdir: Path) -> Path:
+    """Remove a previous demo's store, text files and feed; return the store path."""
+    store = workdir / "crawl.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
-    articles = store.parent / "articles"
-    if articles.is_dir():
-        for text_file in articles.glob("*.txt"):
-            text_file.unlink()
+    for text_file in (workdir / "articles").glob("*.txt"):
+        text_file.unlink()
+    (workdir / "changes.atom").unlink(missing_ok=True)
+    return store
 
 
-def run_demo(store: Path) -> list[Step]:
-    """Fetch the demo page through its three stages into ``store``; return what happened.
+def run_demo(
+    workdir: Path,
+    *,
+    every: float = 2.0,
+    cycle_timeout: float = 60.0,
+    on_cycle: Callable[[CycleReport], None] | None = None,
+) -> DemoResult:
+    """Run the scheduler against the demo site through its cycles; return what it found.
 
-    Raises :class:`FetchError` if a fetch fails.
+    Raises :class:`DemoError` when a cycle is not crawled within ``cycle_timeout``.
     """
-    original = original_page()
-    site = _Site(original)
-    steps = []
-    with serve(site) as url:
-        for title, transform in STAGES:
-            site.html = transform(original)
-            command = [
-                sys.executable,
-                "-m",
-                "crawler",
-                "fetch",
-                url,
-                "--json",
-                "--store",
-                str(store),
-            ]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-            if done.returncode != 0:
-                message = done.stderr.strip() or f"crawler fetch exited {done.returncode}"
-                raise FetchError(f"demo fetch failed: {message}")
-            printed = json.loads(done.stdout)
-            status = done.stderr.strip().splitlines()[-1]
-            steps.append(Step(title, status, printed["text"] + "\n", printed["outcome"]))
-    return steps
+    import scheduler
+
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # overlaps are expected here
+    workdir.mkdir(parents=True, exist_ok=True)
+    store = reset(workdir)
+    open_store(store).close()
+    started = time.monotonic()
+    reports = []
+    with serve_site() as site:
+        sources_file = workdir / "sources.toml"
+        sources_file.write_text(
+            sources_toml(site.url("/feed.xml"), site.url("/news-sitemap.xml"), every), "utf-8"
+        )
+        settings = scheduler.SchedulerSettings(
+            sources_file=sources_file,
+            store=store,
+            time_limit=cycle_timeout,
+            revisit_every=timedelta(hours=1),
+        )
+        monitor = scheduler.Monitor(settings)
+        monitor.start()
+        try:
+            for cycle, description in enumerate(CYCLES):
+                site.set_cycle(cycle)
+                report = _crawl_cycle(store, cycle, description, cycle_timeout)
+                reports.append(report)
+                if on_cycle is not None:
+                    on_cycle(report)
+        finally:
+            monitor.shutdown()
+    return _result(store, tuple(reports), time.monotonic() - started)
+
+
+def _crawl_cycle(store: Path, cycle: int, description: str, timeout: float) -> CycleReport:
+    """Wait until every source has run entirely within this cycle; report those runs."""
+    since = timestamp(datetime.now(UTC))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _finished_runs(store, since)
+        if set(runs) >= set(SOURCES):
+            counts: Counter[str] = Counter()
+            for row in runs.values():
+                counts.update(row[1])
+            return CycleReport(cycle, description, dict(counts), {s: r[0] for s, r in runs.items()})
+        time.sleep(0.2)  # polling the store: the runs are other processes
+    raise DemoError(f"cycle {cycle} was not crawled within {timeout:g} s")
+
+
+def _finished_runs(store: Path, since: str) -> dict[str, tuple[str, dict[str, int]]]:
+    db = open_store_readonly(store)
+    try:
+        rows = db.execute(
+            "SELECT source, outcome, new, changed, unchanged, not_modified, removed, errors "
+            "FROM runs WHERE started_at >= ? AND finished_at IS NOT NULL ORDER BY started_at",
+            [since],
+        ).fetchall()
+    finally:
+        db.close()
+    names = ("new", "changed", "unchanged", "not_modified", "removed", "errors")
+    return {row[0]: (row[1], dict(zip(names, row[2:], strict=True))) for row in rows}
+
+
+def _result(store: Path, reports: tuple[CycleReport, ...], seconds: float) -> DemoResult:
+    db = open_store_readonly(store)
+    try:
+        events = dict(db.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+        urls = {
+            kind: tuple(
+                url
+                for (url,) in db.execute(
+                    "SELECT a.canonical_url FROM events e JOIN articles a ON a.id = e.article_id "
+                    "WHERE e.kind IN (" + ",".join("?" * len(kinds)) + ") ORDER BY e.id",
+                    list(kinds),
+                )
+            )
+            for kind, kinds in (
+                ("changed", ("changed", "title_changed")),
+                ("removed", ("removed",)),
+            )
+        }
+    finally:
+        db.close()
+    return DemoResult(reports, events, urls["changed"], urls["removed"], EXPECTED, store, seconds)
