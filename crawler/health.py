@@ -72,3 +72,21 @@ def text_problem(body: str, previous_words: int | None = None) -> str | None:
         stub = "paywall stub" if _PAYWALL_TEXT.search(body) else "text collapsed"
         return f"{stub}: {words} words, the stored version has {previous_words}"
     return None
+
+
+def degradation(
+    failed_recent: int, pages_recent: int, failed_before: int, pages_before: int
+) -> str | None:
+    """A warning when a source's share of pages without usable text jumped, as after a
+    redesign: at least half of the last day's pages (5 or more) and 30 points above the
+    week before."""
+    if pages_recent < 5:
+        return None
+    recent = failed_recent / pages_recent
+    before = failed_before / pages_before if pages_before else 0.0
+    if recent >= 0.5 and recent - before >= 0.3:
+        return (
+            f"extraction degraded: {recent:.0%} of the last day's pages had no usable text "
+            f"(the week before: {before:.0%}); has the site changed its layout?"
+        )
+    return None

@@ -444,6 +444,7 @@ def _log_fetch(
         elapsed_ms=round(fetch.elapsed * 1000),
         outcome=outcome,
         reason=reason,
+        source=fetch.source,
     )
 
 

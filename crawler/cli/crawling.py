@@ -233,3 +233,96 @@ def schedule(
     )
     scheduler.configure_logging(settings.store)
     scheduler.run_scheduler(settings, duration)
+
+
+@cli.command()
+@click.argument("article", required=False)
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SOURCES,
+    show_default=True,
+    help="The sources file (for schedules).",
+)
+@store_option
+@json_option
+def status(article: str | None, sources_file: Path, store: Path | None, as_json: bool) -> None:
+    """Per source: last and next run, articles, recent changes, failing checks, warnings.
+
+    With ARTICLE (a URL or an id): when it is checked next and why, and its last checks.
+    """
+    from datetime import UTC, datetime
+
+    from crawler.monitoring import article_report, source_reports
+
+    config = load_config({"store": str(store) if store else None})
+    now = datetime.now(UTC)
+    if article is not None:
+        report = article_report(Path(config.store), article)
+        if as_json:
+            click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            _print_article_status(report)
+        return
+    sources = read_sources_file(sources_file).sources if sources_file.exists() else []
+    reports = source_reports(Path(config.store), sources, now)
+    if as_json:
+        click.echo(json.dumps(reports, ensure_ascii=False, indent=2))
+    else:
+        _print_source_status(reports)
+
+
+def _print_source_status(reports: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sources")
+    for column in (
+        "source",
+        "last run",
+        "next run",
+        "articles",
+        "changes 24h/7d",
+        "failing checks",
+    ):
+        table.add_column(column)
+    for report in reports:
+        failures = report["failures"]
+        assert isinstance(failures, dict)
+        table.add_row(
+            str(report["source"]),
+            f"{_short(report['last_started']) or 'never'} {report['last_outcome'] or ''}".strip(),
+            _short(report["next_run"]) or "-",
+            f"{report['articles']} ({report['removed']} removed)",
+            f"{report['changes_day']}/{report['changes_week']}",
+            ", ".join(f"{k} {v}" for k, v in failures.items()) or "none",
+        )
+    console = Console()
+    console.print(table)
+    for report in reports:
+        for warning in report["warnings"] or []:  # type: ignore[attr-defined]
+            console.print(f"[yellow]warning[/yellow] {report['source']}: {warning}", soft_wrap=True)
+
+
+def _short(stamp: object) -> str:
+    """A store timestamp to the minute, for tables: ``2026-11-24 05:31``."""
+    text = str(stamp or "")
+    return text[:16].replace("T", " ") if text[:4].isdigit() else text
+
+
+def _print_article_status(report: dict[str, object]) -> None:
+    lines = [
+        f"{report['canonical_url']} ({report['status']}, {report['version_count']} versions, "
+        f"source {report['source'] or '-'})",
+        f"first seen {report['first_seen']}, last checked {report['last_checked']}, "
+        f"last changed {report['last_changed']}",
+        f"next check: {report['next_check_at'] or 'none'} - {report['next_check_reason'] or '-'}",
+        "recent checks:",
+    ]
+    for fetch in report["fetches"]:  # type: ignore[attr-defined]
+        status = fetch["http_status"] or ""
+        lines.append(
+            f"  {fetch['at']}  {fetch['outcome']}  {status}  {fetch['reason'] or ''}".rstrip()
+        )
+    click.echo("\n".join(lines))

@@ -173,10 +173,22 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE fetches ADD COLUMN source TEXT;
+        UPDATE fetches
+            SET source = (SELECT a.source FROM articles a WHERE a.id = fetches.article_id);
+        CREATE INDEX fetches_source_at ON fetches (source, at);
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("articles, versions, events, fetches and full-text search", _migration_1),
     ("crawl runs; removal confirmation and listing dates on articles", _migration_2),
     ("next checks of articles, alert deliveries, crawl locks", _migration_3),
+    ("the source of every fetch, for extraction health per source", _migration_4),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -266,22 +278,38 @@ def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Databas
 
 
 def open_store_readonly(path: str | Path) -> sqlite_utils.Database:
-    """Open an existing store read-only; writes through it fail. Raises :class:`StoreError`."""
+    """Open an existing store read-only; writes through it fail. Raises :class:`StoreError`.
+
+    A store written by an older version of this program is migrated first (briefly
+    opened for writing), so queries always see the current schema.
+    """
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"no store at {path}")
+    db = _connect_readonly(path)
+    version = schema_version(db)
+    if version < SCHEMA_VERSION:
+        db.close()
+        open_store(path, create=False).close()
+        db = _connect_readonly(path)
+        version = schema_version(db)
+    if version != SCHEMA_VERSION:
+        db.close()
+        raise StoreError(
+            f"the store {path} has schema version {version}, newer than this program's "
+            f"{SCHEMA_VERSION}: upgrade the crawler"
+        )
+    return db
+
+
+def _connect_readonly(path: Path) -> sqlite_utils.Database:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         db = sqlite_utils.Database(conn)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        version = schema_version(db)
+        schema_version(db)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open the store {path}: {exc}") from None
-    if version != SCHEMA_VERSION:
-        raise StoreError(
-            f"the store {path} has schema version {version}, this program expects "
-            f"{SCHEMA_VERSION}; open it once for writing to migrate it"
-        )
     return db
 
 
