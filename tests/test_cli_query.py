@@ -81,7 +81,7 @@ def test_malformed_search_is_one_error_line(run, query):
 def test_changes(run):
     events = json.loads(run("changes", "--json").stdout)
     assert [e["kind"] for e in events] == ["title_changed", "changed", "new", "new", "new"]
-    assert events[1]["summary"] == "major edit: 1 paragraph modified (+1/-1 words)"
+    assert events[1]["summary"] == "minor edit: 1 paragraph modified (+1/-1 words)"
     day = json.loads(run("changes", "--since", "1d", "--kind", "new", "--json").stdout)
     assert [(e["kind"], e["article_id"]) for e in day] == [("new", 3)]
     lines = run("changes", "--limit", "2").stdout.splitlines()
@@ -110,7 +110,7 @@ def test_history(run):
     assert data["article_id"] == 2
     assert [(v["number"], v["change_class"], v["title_changed"]) for v in data["versions"]] == [
         (1, None, False),
-        (2, "major", False),
+        (2, "minor", False),
         (3, "title", True),
     ]
     lines = run("history", "2").stdout.splitlines()
@@ -131,7 +131,7 @@ def test_diff_piped_is_plain_with_word_markers(run):
     assert out.splitlines()[1:] == [
         "… 1 unchanged paragraph …",
         "Zu Details machte die Sprecherin [-keine-] {+keinerlei+} Angaben.",
-        "… 2 unchanged paragraphs …",
+        "… 3 unchanged paragraphs …",
     ]
     latest = run("diff", NATO).stdout.splitlines()
     assert latest[0].startswith("article 2, version 2 (")

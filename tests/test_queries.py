@@ -23,14 +23,23 @@ NATO_BODY = (
     "Zu Details machte die Sprecherin keine Angaben.\n"
     "Alliierte sorgen sich vor zweiter Amtszeit\n"
     "Bereits in seiner ersten Amtszeit wetterte Trump über zu niedrige "
-    "Verteidigungsausgaben europäischer Alliierter."
+    "Verteidigungsausgaben europäischer Alliierter.\n"
+    "Die Gespräche in Florida sollen nach Angaben aus Bündniskreisen mehrere Stunden gedauert "
+    "haben, ein gemeinsames Statement gab es anschließend nicht."
 )
 NETZ_BODY = (
     "Die Übertragungsnetzbetreiber bauen die Stromtrasse nach Süddeutschland aus.\n"
     "An der Großbaustelle bei München sperrt die Stadt eine Straße für drei Monate.\n"
-    "Die Bundesnetzagentur rechnet mit höheren Netzentgelten."
+    "Die Bundesnetzagentur rechnet mit höheren Netzentgelten.\n"
+    "Anwohner kritisieren den Lärm der Bauarbeiten, die Betreiber versprechen einen "
+    "Ausgleich und wollen die Trasse bis zum Ende des kommenden Jahres fertigstellen."
 )
-ALT_BODY = "Der Verein gewann das Derby vor ausverkauftem Stadion mit zwei zu eins."
+ALT_BODY = (
+    "Der Verein gewann das Derby vor ausverkauftem Stadion mit zwei zu eins.\n"
+    "Nach einem frühen Rückstand drehte die Mannschaft die Partie in der zweiten Halbzeit, "
+    "als der eingewechselte Stürmer zweimal traf und die Fans bis zum Abpfiff feierten, "
+    "während der Trainer der Gäste die Schiedsrichterleistung kritisierte."
+)
 
 
 def page(url: str, title: str, body: str) -> tuple[Article, FetchResult]:
@@ -176,7 +185,7 @@ def test_malformed_search_is_a_config_error(db, query):
 def test_changes_newest_first_with_kinds_and_filters(db):
     events = q.list_changes(db)
     assert [e.kind for e in events] == ["title_changed", "changed", "new", "new", "new"]
-    assert events[1].summary == "major edit: 1 paragraph modified (+1/-1 words)"
+    assert events[1].summary == "minor edit: 1 paragraph modified (+1/-1 words)"
     assert (events[1].version, events[1].words_added, events[1].words_removed) == (2, 1, 1)
     assert [e.kind for e in q.list_changes(db, kinds=("new",), limit=2)] == ["new", "new"]
     day = q.Filters(since=q.parse_time("1d", NOW))
@@ -200,7 +209,7 @@ def test_history_marks_title_changes(db):
     entries = q.article_history(db, 2)
     assert [(e.number, e.change_class, e.title_changed) for e in entries] == [
         (1, None, False),
-        (2, "major", False),
+        (2, "minor", False),
         (3, "title", True),
     ]
 

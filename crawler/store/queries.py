@@ -29,7 +29,7 @@ from crawler.urls import canonicalize_url
 
 TITLE_WEIGHT = 10.0
 SNIPPET_WORDS = 16
-CANDIDATES = 5000  # newest matching versions that bm25 ranks
+CANDIDATES = 1000  # newest matching versions that bm25 ranks
 MARK_START, MARK_END = "**", "**"  # around matched words in search snippets
 _SNIPPET_OPEN, _SNIPPET_CLOSE = "\x02", "\x03"
 _DURATION = re.compile(r"(\d+)\s*([mhdw])")
@@ -359,17 +359,27 @@ class ArticleSummary:
 def list_articles(
     db: sqlite_utils.Database, filters: Filters | None = None, *, limit: int | None = 100
 ) -> list[ArticleSummary]:
-    """Articles, the most recently changed first; ``since``/``until`` apply to the last change."""
-    where, params = (filters or Filters()).clauses("a.last_changed")
+    """Articles, the most recently changed first; ``since``/``until`` apply to the last change.
+
+    Walks events newest first (``events_at``; CROSS JOIN keeps that order) and keeps each
+    article's last one, so the first ``limit`` come without sorting the whole table.
+    """
+    where, params = (filters or Filters()).clauses("e.at")
     cursor = db.execute(
         f"""SELECT a.id, a.canonical_url, a.source, a.status, a.version_count AS versions,
                 a.first_seen, a.last_checked, a.last_changed, v.title
-            FROM articles a
+            FROM events e CROSS JOIN articles a ON a.id = e.article_id
             LEFT JOIN versions v ON v.article_id = a.id AND v.number = a.version_count
-            WHERE {where} ORDER BY a.last_changed DESC, a.id DESC LIMIT ?""",
-        [*params, -1 if limit is None else limit],
+            WHERE e.at = a.last_changed AND {where} ORDER BY e.at DESC, e.id DESC""",
+        params,
     )
-    return [ArticleSummary(**_named(cursor, row)) for row in cursor]
+    found: dict[int, ArticleSummary] = {}
+    for row in cursor:
+        if limit is not None and len(found) >= limit:
+            break
+        summary = ArticleSummary(**_named(cursor, row))
+        found.setdefault(summary.id, summary)
+    return list(found.values())
 
 
 @dataclass(frozen=True)
