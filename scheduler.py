@@ -11,6 +11,8 @@ Run it as ``crawler schedule`` or ``python scheduler.py``. The one home of APSch
   whose process died is taken over.
 - Runs missed while the scheduler was down are coalesced into one; on start each
   source's first run is due at its last run's start plus its interval.
+- Crawls read ``sources.active.toml`` beside the store: a copy of the last good
+  sources file, so an edit with a mistake never reaches them.
 - SIGTERM/SIGINT stop it: running crawls get SIGTERM (Scrapy finishes what is in
   flight, the writer commits), then SIGKILL after a grace period. SIGHUP, or a change
   of sources.toml, reloads the sources; a bad file keeps the last good one.
@@ -42,6 +44,7 @@ from crawler.errors import ConfigError, CrawlerError
 from crawler.revisits import parse_stamp
 from crawler.sources import Source, read_sources_file
 from crawler.store import last_run_started, open_store
+from crawler.textfiles import write_text_file
 
 log = logging.getLogger("scheduler")
 REVISIT_EVERY = timedelta(minutes=5)
@@ -66,6 +69,7 @@ class CrawlLauncher:
     def __init__(self, settings: SchedulerSettings) -> None:
         self.settings = settings
         self.logs = settings.store.parent / "logs"
+        self.sources_file = settings.store.parent / "sources.active.toml"
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -79,7 +83,7 @@ class CrawlLauncher:
             "crawl",
             source,
             "--sources",
-            str(self.settings.sources_file),
+            str(self.sources_file),
             "--store",
             str(self.settings.store),
         ]
@@ -114,7 +118,10 @@ class CrawlLauncher:
             self._stop(process)
 
     def _stop(self, process: subprocess.Popen[bytes]) -> int:
-        _signal_group(process, signal.SIGTERM)
+        # SIGTERM to the crawl alone: Scrapy stops gracefully and shuts its extraction
+        # pool down itself. Whatever is left after the grace period dies with its group.
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout=TERMINATE_GRACE)
         except subprocess.TimeoutExpired:
@@ -202,12 +209,14 @@ class Monitor:
             self.reload()
 
     def _load(self) -> list[Source]:
-        self._mtime = (
-            self.settings.sources_file.stat().st_mtime
-            if (self.settings.sources_file.exists())
-            else None
-        )
-        return [s for s in read_sources_file(self.settings.sources_file).sources if s.enabled]
+        """Validate sources.toml; when good, make it the file the crawls read."""
+        path = self.settings.sources_file
+        self._mtime = path.stat().st_mtime if path.exists() else None
+        sources = [s for s in read_sources_file(path).sources if s.enabled]
+        # Crawls read a copy of the last good file, so a bad edit cannot break them.
+        active = self.launcher.sources_file
+        write_text_file(active.parent, active.name, path.read_text(encoding="utf-8"))
+        return sources
 
     def _schedule(self, sources: list[Source]) -> None:
         now = self.clock()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import socket
 import sqlite3
 import time
@@ -25,7 +26,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
 
-from crawler.errors import ExtractionError, FetchError, StoreError
+from crawler.errors import CrawlerError, ExtractionError, FetchError, StoreError
 from crawler.extraction import Article
 from crawler.fetches import FetchResult, article_from_fetch
 from crawler.pipelines import SourceCrawler
@@ -183,6 +184,9 @@ def crawl_sources(
     process pool, recording in one batched writer thread. Writes a ``runs`` row per
     source crawled. Blocks; starts a Twisted reactor (once per process).
     """
+    # Until Scrapy installs its graceful handlers, SIGTERM must still unwind through the
+    # finally blocks below (locks released, runs marked), not kill the process outright.
+    signal.signal(signal.SIGTERM, _interrupt)
     db = open_store(config.store)
     now = datetime.now(UTC)
     started = timestamp(now)
@@ -229,6 +233,29 @@ def _crawl_locked(
         return [], 0.0
     started = timestamp(now)
     run_ids = {source.name: start_run(db, source.name, started) for source in sources}
+    try:
+        return _crawl_started(
+            sources, config, db, now, run_ids, max_pages, revisit_only, on_progress, verbose
+        )
+    except BaseException:
+        finished = timestamp(datetime.now(UTC))
+        for run_id in run_ids.values():
+            finish_run(db, run_id, finished, "interrupted", {}, "the crawl was interrupted")
+        raise
+
+
+def _crawl_started(
+    sources: list[Source],
+    config: Config,
+    db: sqlite_utils.Database,
+    now: datetime,
+    run_ids: dict[str, int],
+    max_pages: int | None,
+    revisit_only: bool,
+    on_progress: ProgressCallback | None,
+    verbose: bool,
+) -> tuple[list[SourceRun], float]:
+    started = timestamp(now)
     recorder = BatchRecorder(
         Path(config.store),
         policies={source.name: Policy(source.ignore, source.revisit) for source in sources},
@@ -249,6 +276,16 @@ def _crawl_locked(
         )
         runs.append(run)
     return runs, elapsed
+
+
+class CrawlInterrupted(CrawlerError):
+    """SIGTERM arrived before the crawl could stop gracefully."""
+
+    exit_code = 143
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise CrawlInterrupted(f"stopped by signal {signum} before the crawl started")
 
 
 def _owner_is_dead(owner: str) -> bool:
