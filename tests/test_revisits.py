@@ -11,7 +11,7 @@ M = timedelta(minutes=1)
 D = timedelta(days=1)
 
 
-def check(age, since_change=None, policy=RevisitPolicy(), status="live"):
+def check(age, since_change=None, policy=None, status="live"):
     last_checked = T0 + age
     last_changed = T0 if since_change is None else last_checked - since_change
     return next_check(
@@ -19,7 +19,7 @@ def check(age, since_change=None, policy=RevisitPolicy(), status="live"):
         last_checked=last_checked,
         last_changed=last_changed,
         status=status,
-        policy=policy,
+        policy=policy or RevisitPolicy(),
     )
 
 
