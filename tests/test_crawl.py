@@ -298,3 +298,55 @@ def test_challenge_consent_and_paywall_pages_are_failed_checks(news, tmp_path):
     assert query(tmp_path, "SELECT kind FROM events WHERE kind != 'new'") == []
     outcomes = query(tmp_path, "SELECT DISTINCT outcome FROM fetches WHERE outcome NOT IN ('new') ORDER BY 1")
     assert outcomes == [("blocked",), ("paywall",)]
+
+
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 that records the JSON bodies it is sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_crawl_sends_alerts_and_writes_the_atom_feed(news, tmp_path):
+    import feedparser
+
+    receiver = _Receiver()
+    try:
+        publish(news, ENTRIES[:2])
+        sources = tmp_path / "sources.toml"
+        sources.write_text(
+            f'[alerts]\nwebhook = "{receiver.url}"\n\n[[source]]\n'
+            + feed_source(news, 'alert = { kinds = ["new", "changed"] }'),
+            encoding="utf-8",
+        )
+        code, summary, _ = crawl(tmp_path, sources)
+        assert code == 0 and summary["alerts"].startswith("alerts: 2 delivered")
+        assert sorted(payload["kind"] for payload in receiver.received) == ["new", "new"]
+        assert {payload["source"] for payload in receiver.received} == {"feed"}
+        code, summary, _ = crawl(tmp_path, sources)
+        assert len(receiver.received) == 2  # nothing is sent twice
+    finally:
+        receiver.close()
+    feed = feedparser.parse((tmp_path / "changes.atom").read_bytes())
+    assert not feed.bozo and len(feed.entries) == 2
