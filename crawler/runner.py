@@ -166,6 +166,18 @@ ProgressCallback = Callable[[Counter[str], float], None]
 DEFAULT_LOCK_TTL = timedelta(hours=6)
 
 
+@dataclass(frozen=True)
+class _CrawlPlan:
+    """What one crawl process does: the settings every stage of it shares."""
+
+    config: Config
+    now: datetime
+    max_pages: int | None
+    revisit_only: bool
+    on_progress: ProgressCallback | None
+    verbose: bool
+
+
 def crawl_sources(
     sources: list[Source],
     config: Config,
@@ -187,56 +199,40 @@ def crawl_sources(
     # Until Scrapy installs its graceful handlers, SIGTERM must still unwind through the
     # finally blocks below (locks released, runs marked), not kill the process outright.
     signal.signal(signal.SIGTERM, _interrupt)
+    plan = _CrawlPlan(config, datetime.now(UTC), max_pages, revisit_only, on_progress, verbose)
     db = open_store(config.store)
-    now = datetime.now(UTC)
-    started = timestamp(now)
+    started = timestamp(plan.now)
     owner = f"{socket.gethostname()}:{os.getpid()}"
+    expires = timestamp(plan.now + lock_ttl)
     locked = [
         source
         for source in sources
-        if acquire_lock(
-            db, f"source:{source.name}", owner, started, timestamp(now + lock_ttl), _owner_is_dead
-        )
+        if acquire_lock(db, f"source:{source.name}", owner, started, expires, _owner_is_dead)
     ]
+    busy = ("another run of this source is going on",)
     skipped = [
-        SourceRun(
-            source.name,
-            "skipped",
-            {},
-            ("another run of this source is going on",),
-            started,
-            started,
-        )
+        SourceRun(source.name, "skipped", {}, busy, started, started)
         for source in sources
         if source not in locked
     ]
     try:
-        runs = _crawl_locked(locked, config, db, now, max_pages, revisit_only, on_progress, verbose)
+        runs, elapsed = _crawl_locked(locked, plan, db) if locked else ([], 0.0)
     finally:
         for source in locked:
             release_lock(db, f"source:{source.name}", owner)
         db.close()
-    return CrawlSummary(tuple(runs[0] + skipped), runs[1])
+    return CrawlSummary(tuple(runs + skipped), elapsed)
 
 
 def _crawl_locked(
-    sources: list[Source],
-    config: Config,
-    db: sqlite_utils.Database,
-    now: datetime,
-    max_pages: int | None,
-    revisit_only: bool,
-    on_progress: ProgressCallback | None,
-    verbose: bool,
+    sources: list[Source], plan: _CrawlPlan, db: sqlite_utils.Database
 ) -> tuple[list[SourceRun], float]:
-    if not sources:
-        return [], 0.0
-    started = timestamp(now)
+    """Crawl the sources this process holds the locks of; their runs end interrupted
+    if anything goes wrong on the way."""
+    started = timestamp(plan.now)
     run_ids = {source.name: start_run(db, source.name, started) for source in sources}
     try:
-        return _crawl_started(
-            sources, config, db, now, run_ids, max_pages, revisit_only, on_progress, verbose
-        )
+        return _crawl_started(sources, plan, db, run_ids)
     except BaseException:
         finished = timestamp(datetime.now(UTC))
         for run_id in run_ids.values():
@@ -245,26 +241,16 @@ def _crawl_locked(
 
 
 def _crawl_started(
-    sources: list[Source],
-    config: Config,
-    db: sqlite_utils.Database,
-    now: datetime,
-    run_ids: dict[str, int],
-    max_pages: int | None,
-    revisit_only: bool,
-    on_progress: ProgressCallback | None,
-    verbose: bool,
+    sources: list[Source], plan: _CrawlPlan, db: sqlite_utils.Database, run_ids: dict[str, int]
 ) -> tuple[list[SourceRun], float]:
-    started = timestamp(now)
+    started = timestamp(plan.now)
     recorder = BatchRecorder(
-        Path(config.store),
+        Path(plan.config.store),
         policies={source.name: Policy(source.ignore, source.revisit) for source in sources},
     )
     clock = time.monotonic()
     with _extraction_pool() as pool:
-        crawlers = _run_reactor(
-            sources, config, db, now, max_pages, revisit_only, pool, recorder, on_progress, verbose
-        )
+        crawlers = _run_reactor(sources, plan, db, pool, recorder)
         storage_error = _close(recorder)
     elapsed = time.monotonic() - clock
     finished = timestamp(datetime.now(UTC))
@@ -349,22 +335,19 @@ def _due_within_budget(articles: list[StoredArticle], source: Source, now: datet
 
 def _run_reactor(
     sources: list[Source],
-    config: Config,
+    plan: _CrawlPlan,
     db: sqlite_utils.Database,
-    now: datetime,
-    max_pages: int | None,
-    revisit_only: bool,
     pool: ProcessPoolExecutor,
     recorder: BatchRecorder,
-    on_progress: ProgressCallback | None,
-    verbose: bool,
 ) -> list[Crawler]:
-    base = scrapy_settings(config)
-    base.update(LOG_LEVEL="INFO" if verbose else "CRITICAL", LOG_INSTALL_ROOT_HANDLER=verbose)
+    base = scrapy_settings(plan.config)
+    base.update(
+        LOG_LEVEL="INFO" if plan.verbose else "CRITICAL", LOG_INSTALL_ROOT_HANDLER=plan.verbose
+    )
     process = CrawlerProcess(settings=base)
     crawlers: list[Crawler] = []
     for source in sources:
-        settings = source_settings(config, source)
+        settings = source_settings(plan.config, source)
         settings["LOG_LEVEL"] = base["LOG_LEVEL"]
         crawler = SourceCrawler(
             spider_for(source.type),
@@ -373,21 +356,20 @@ def _run_reactor(
             recorder=recorder,
             init_reactor=not crawlers,  # the first crawler installs the reactor
         )
-        known = _known_articles(db, source, now)
         process.crawl(
             crawler,
             source=source,
-            known=known,
-            max_pages=max_pages,
-            now=now,
-            discover=not revisit_only,
+            known=_known_articles(db, source, plan.now),
+            max_pages=plan.max_pages,
+            now=plan.now,
+            discover=not plan.revisit_only,
         )
         crawlers.append(crawler)
-    if on_progress is not None:
+    if plan.on_progress is not None:
         from twisted.internet import task
 
-        clock = time.monotonic()
-        ticker = task.LoopingCall(lambda: on_progress(recorder.counts(), time.monotonic() - clock))
+        report, clock = plan.on_progress, time.monotonic()
+        ticker = task.LoopingCall(lambda: report(recorder.counts(), time.monotonic() - clock))
         ticker.start(0.25)
     process.start()
     return crawlers

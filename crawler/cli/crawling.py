@@ -1,11 +1,12 @@
-"""``crawler crawl``: run sources from sources.toml once, with a live progress display."""
+"""Commands that crawl and monitor: ``crawl``, ``schedule`` and ``status``."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +18,7 @@ from crawler.sources import DEFAULT_SOURCES, Source, SourcesFile, read_sources_f
 if TYPE_CHECKING:
     from crawler.runner import CrawlSummary
 
+F = TypeVar("F", bound=Callable[..., Any])
 SHOWN = ("fetched", "new", "changed", "unchanged", "not_modified", "removed", "errors")
 
 
@@ -24,16 +26,21 @@ class SourceFailed(CrawlerError):
     """At least one source failed; the summary says which and why."""
 
 
+def sources_option(help_text: str) -> Callable[[F], F]:
+    """The ``--sources FILE`` option of the commands that read sources.toml."""
+    return click.option(
+        "--sources",
+        "sources_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_SOURCES,
+        show_default=True,
+        help=help_text,
+    )
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
-@click.option(
-    "--sources",
-    "sources_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_SOURCES,
-    show_default=True,
-    help="The sources file.",
-)
+@sources_option("The sources file.")
 @store_option
 @click.option(
     "--max-pages", type=click.IntRange(min=1), default=None, help="Article pages per source."
@@ -176,14 +183,7 @@ def _print_summary(summary: CrawlSummary) -> None:
 
 
 @cli.command()
-@click.option(
-    "--sources",
-    "sources_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_SOURCES,
-    show_default=True,
-    help="The sources file; reloaded on SIGHUP or when it changes.",
-)
+@sources_option("The sources file; reloaded on SIGHUP or when it changes.")
 @store_option
 @click.option(
     "--time-limit",
@@ -237,14 +237,7 @@ def schedule(
 
 @cli.command()
 @click.argument("article", required=False)
-@click.option(
-    "--sources",
-    "sources_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_SOURCES,
-    show_default=True,
-    help="The sources file (for schedules).",
-)
+@sources_option("The sources file (for schedules).")
 @store_option
 @json_option
 def status(article: str | None, sources_file: Path, store: Path | None, as_json: bool) -> None:
