@@ -292,6 +292,12 @@ class SiteServer:
             if request.query.get("length") == ["none"]:
                 return Reply(reply.status, reply.body, reply.headers, send_length=False)
             return reply
+        if path == "/gzip-bomb":
+            # A few KB on the wire, 64 MiB once decompressed.
+            size = int(request.query.get("size", [str(64 * 1024 * 1024)])[0])
+            bomb = gzip.compress(b"<html><body>" + b" " * size, compresslevel=9)
+            headers = {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"}
+            return Reply(200, bomb, headers)
         if path.startswith("/gzip/"):
             return self._gzip(path.removeprefix("/gzip"))
         if path.startswith("/latin1/"):

@@ -306,6 +306,7 @@ FAILURES = [
         1,
         ("large", "size", "bytes"),
     ),
+    ("gzip-bomb", "/gzip-bomb", ["--max-size", "1000000"], 1, ("large", "size")),
     ("truncated-body", "/truncated", [], 1, ("cut short", "truncated", "incomplete", "data")),
     ("too-many-redirects", f"/redirect/7?to={ARTICLE}", [], 1, ("redirect",)),
     ("timeout", "/hang", ["--timeout", "2"], 1, ("timeout", "timed out", "in time")),
