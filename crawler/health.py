@@ -57,17 +57,21 @@ def blocked_reason(html: str) -> str | None:
     return "paywall" if _PAYWALL_TEXT.search(head) else None
 
 
-def text_problem(body: str, previous_words: int | None = None) -> str | None:
-    """Why an extracted body is not a usable article text, or None when it is.
-
-    Too few words, a paywall stub, or (with ``previous_words``) a text that collapsed
-    to a fraction of the last stored version, as after a redesign or a soft block.
-    """
+def text_problem(body: str) -> str | None:
+    """Why an extracted body is not a usable article text (too few words, a paywall
+    stub), or None when it is."""
     words = len(body.split())
-    if words < MIN_WORDS:
-        if _PAYWALL_TEXT.search(body):
-            return f"paywall stub ({words} words)"
-        return f"too short ({words} words)"
+    if words >= MIN_WORDS:
+        return None
+    if _PAYWALL_TEXT.search(body):
+        return f"paywall stub ({words} words)"
+    return f"too short ({words} words)"
+
+
+def collapse_problem(body: str, previous_words: int) -> str | None:
+    """Why a new text is not a new version: it collapsed to a fraction of the stored
+    one (``previous_words``), as after a redesign or a soft block. None when it did not."""
+    words = len(body.split())
     if previous_words and words < COLLAPSE_RATIO * previous_words:
         stub = "paywall stub" if _PAYWALL_TEXT.search(body) else "text collapsed"
         return f"{stub}: {words} words, the stored version has {previous_words}"

@@ -25,7 +25,7 @@ from crawler import store
 from crawler.changes import Change, compare
 from crawler.extraction import Article
 from crawler.fetches import CrawledPage, FetchResult
-from crawler.health import text_problem
+from crawler.health import collapse_problem
 from crawler.revisits import NextCheck, next_check, parse_stamp
 from crawler.sources import RevisitPolicy
 from crawler.textfiles import text_file_name, write_text_file
@@ -217,7 +217,7 @@ def _apply_article(
     aliases = _aliases(fetch, article)
     existing = store.find_article(db, canonical, aliases)
     previous = store.latest_version(db, existing.id) if existing else None
-    collapsed = text_problem(article.body, previous.words) if previous else None
+    collapsed = collapse_problem(article.body, previous.words) if previous else None
     if collapsed is not None:
         return _apply_failure(db, fetch, at, "collapsed", collapsed)
     change = compare(previous.text if previous else None, article.text, ignore_patterns)

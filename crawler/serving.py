@@ -128,6 +128,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "outcome": "new, changed, unchanged, not_modified, removed, or a failure "
             "(http_error, timeout, too_large, not_html, robots, …).",
             "reason": "Details of a failure.",
+            "source": "The source whose crawl made this fetch (empty for crawler fetch).",
         },
     },
     "deliveries": {
