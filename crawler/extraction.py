@@ -532,17 +532,20 @@ def _is_noise(element: HtmlElement) -> bool:
     label = element.get("aria-label") or ""
     if label and element.tag not in _INLINE_TAGS and NOISE_LABELS.search(label):
         return True
-    if any(_matches_group(element, group) for group in NOISE_GROUPS.values()):
+    tokens = _class_tokens(element)  # once per element: the groups below all need them
+    if not tokens:
+        return False
+    if any(_matches_group(element, group, tokens) for group in NOISE_GROUPS.values()):
         return True
     return (
         element.tag not in _INLINE_TAGS
-        and _matches(element, SOFT_TOKENS)
+        and not tokens.isdisjoint(SOFT_TOKENS)
         and _is_link_list(element)
     )
 
 
-def _matches_group(element: HtmlElement, group: NoiseGroup) -> bool:
-    if not _matches(element, group.tokens):
+def _matches_group(element: HtmlElement, group: NoiseGroup, tokens: frozenset[str]) -> bool:
+    if tokens.isdisjoint(group.tokens):
         return False
     text = _text_length(element)
     density = _link_density(element, text)
