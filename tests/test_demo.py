@@ -39,3 +39,35 @@ def test_demo_detects_exactly_the_real_changes(tmp_path):
     titles = [entry.title for entry in feed.entries]
     assert any(title.startswith("Changed:") for title in titles)
     assert any(title.startswith("Removed:") for title in titles)
+
+
+def test_the_served_demo_site_can_be_crawled(tmp_path):
+    import subprocess
+    import time
+
+    from servers import cli_command, cli_env
+
+    workdir = tmp_path / "demo"
+    server = subprocess.Popen(
+        cli_command("demo", "--serve", "--dir", str(workdir)),
+        env=cli_env(tmp_path / "home"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (workdir / "sources.toml").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        done = run_cli(
+            "crawl",
+            "--sources",
+            workdir / "sources.toml",
+            "--json",
+            store=workdir / "crawl.db",
+            home=tmp_path / "home",
+        )
+        assert done.returncode == 0, done.stderr
+        assert '"new": 20' in done.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

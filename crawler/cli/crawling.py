@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -175,7 +176,7 @@ def _print_summary(summary: CrawlSummary) -> None:
         style = "green" if run.outcome == "ok" else "red"
         cells = [str(run.counts.get(key, 0)) for key in SHOWN]
         table.add_row(run.source, f"[{style}]{run.outcome}[/{style}]", *cells)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     console.print(table)
     for run in summary.runs:
         for error in run.errors:

@@ -103,13 +103,25 @@ def extract_command(file: Path, url: str | None, content_type: str | None, as_js
     help="Where the demo keeps its store, text files and Atom feed (started afresh).",
 )
 @click.option(
+    "--serve",
+    is_flag=True,
+    help="Only serve the demo site (and write a sources file for it) until Ctrl-C.",
+)
+@click.option(
+    "--cycle",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With --serve: the cycle of the site to show.",
+)
+@click.option(
     "--every",
     type=click.FloatRange(min=0.5),
     default=2.0,
     show_default=True,
     help="Seconds between two scheduled crawls of a source.",
 )
-def demo(workdir: Path, every: float) -> None:
+def demo(workdir: Path, serve: bool, cycle: int, every: float) -> None:
     """Monitor a bundled German news site on 127.0.0.1 while it changes.
 
     The scheduler crawls the site's feed and news sitemap every few seconds through five
@@ -119,9 +131,12 @@ def demo(workdir: Path, every: float) -> None:
     """
     from rich.console import Console
 
-    from crawler.demo import CycleReport, DemoError, run_demo
+    from crawler.demo import CycleReport, DemoError, run_demo, serve_demo_site
 
     console = Console(stderr=True, soft_wrap=True)
+    if serve:
+        serve_demo_site(workdir, cycle, every, console.print)
+        return
     console.print(f"[bold]Demo:[/bold] monitoring a local news site, results in {workdir}/")
 
     def show(cycle: CycleReport) -> None:

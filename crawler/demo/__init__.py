@@ -12,6 +12,7 @@ what a correct monitor must have found (:data:`crawler.demo.site.EXPECTED`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -142,6 +143,26 @@ def run_demo(
         finally:
             monitor.shutdown()
     return _result(store, tuple(reports), time.monotonic() - started)
+
+
+def serve_demo_site(workdir: Path, cycle: int, every: float, say: Callable[[str], None]) -> None:
+    """Serve the demo site in ``cycle`` until Ctrl-C, with a sources file for crawling it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with serve_site() as site:
+        site.set_cycle(cycle)
+        sources = workdir / "sources.toml"
+        sources.write_text(
+            sources_toml(site.url("/feed.xml"), site.url("/news-sitemap.xml"), every), "utf-8"
+        )
+        say(
+            f"The demo site (cycle {cycle}) is at {site.url('/')}; stop with Ctrl-C.\n"
+            f"In another terminal:  crawler crawl --sources {sources} "
+            f"--store {workdir / 'crawl.db'}"
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            say("stopped")
 
 
 def _crawl_cycle(store: Path, cycle: int, description: str, timeout: float) -> CycleReport:
