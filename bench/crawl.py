@@ -212,6 +212,7 @@ class Bench:
         try:
             first = self._crawl(store)
             first["outcomes"] = fetch_outcomes(store)
+            first["article_urls"] = article_urls(store)
             unchanged = self._crawl(store)
             template, body = self.mutate(round_)
             try:
@@ -221,13 +222,18 @@ class Bench:
                 self.restore(template + body)
         finally:
             shutil.rmtree(store.parent)
-        expected = {self.site.url(p.path) for p in body}
+        # Pages the first pass could not take as articles (none, if the templates were
+        # prepared with the current extraction) cannot change; they are reported apart.
+        articles = first["article_urls"]
+        expected = {self.site.url(p.path) for p in body} & articles
         template_urls = {self.site.url(p.path) for p in template}
+        first.pop("article_urls")
         return {
             "first": first,
             "unchanged": unchanged,
             "mutated": mutated,
             "body_edited": len(body),
+            "body_edited_articles": len(expected),
             "template_only": len(template),
             "changed_events": len(changed),
             "changed_exactly_body_edited": set(changed) == expected
@@ -266,6 +272,12 @@ def fetch_outcomes(store: Path) -> dict[str, int]:
     """How many fetches the store logged per outcome (new, not_modified, too_short, …)."""
     with sqlite3.connect(store) as conn:
         return dict(conn.execute("SELECT outcome, count(*) FROM fetches GROUP BY outcome"))
+
+
+def article_urls(store: Path) -> set[str]:
+    """Canonical URLs of the articles in the store."""
+    with sqlite3.connect(store) as conn:
+        return {url for (url,) in conn.execute("SELECT canonical_url FROM articles")}
 
 
 def changed_urls(store: Path) -> dict[str, int]:
@@ -412,7 +424,8 @@ def print_table(summary: dict[str, Any], results: dict[str, list[dict[str, Any]]
     )
     for x in crawl:
         print(
-            f"mutation: {x['body_edited']} body-edited, {x['template_only']} template-only -> "
+            f"mutation: {x['body_edited']} body-edited ({x['body_edited_articles']} of them "
+            f"articles), {x['template_only']} template-only -> "
             f"{x['changed_events']} changed, template-only changed {x['template_only_changed']}"
             f" ({'exact' if x['changed_exactly_body_edited'] else 'NOT EXACT'});"
             f" totals {x['mutated']['totals']}"

@@ -5,7 +5,8 @@ is decoded, its charset declarations and canonical links are replaced by placeho
 and two slots are added: a *sentence* at the end of one article paragraph (found in the
 HTML verbatim) and a *chrome* block before ``</body>`` (related list, ad slot, render
 timestamp). A template is kept only when the crawler's own extraction, run on two
-renderings with different chrome, finds the sentence, the page's own canonical URL and
+renderings with different chrome (through the crawl's own path, ``article_from_fetch``,
+so its text checks apply too), finds the sentence, the page's own canonical URL and
 the same text: so every copy extracts, and template churn is invisible to it by
 construction. Prepared templates are cached under ``bench/results/`` keyed by the
 trafilatura version and :data:`TEMPLATE_FORMAT`, not by our extraction code: if a later
@@ -38,13 +39,14 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "pages"
 DEVSET = ROOT.parent / "shared" / "extraction-devset"
 CACHE_DIR = ROOT / "bench" / "results" / "crawl-templates"
 # Part of the template cache key: bump when template preparation changes.
-TEMPLATE_FORMAT = 1
+TEMPLATE_FORMAT = 2
 
 CANONICAL = "@@BENCH-CANONICAL@@"
 SENTENCE = "@@BENCH-SENTENCE@@"
@@ -136,7 +138,7 @@ def _anchor_positions(html: str, body: str) -> Iterator[int]:
 def prepare_template(name: str, raw: bytes) -> str | None:
     """The template of one source page, or None when it does not extract reliably."""
     from crawler.errors import ExtractionError
-    from crawler.extraction import decode_html, extract
+    from crawler.extraction import decode_html
 
     try:
         html = decode_html(raw)
@@ -152,10 +154,10 @@ def prepare_template(name: str, raw: bytes) -> str | None:
     ends = list(_BODY_END.finditer(html))
     html = html[: ends[-1].start()] + CHROME + html[ends[-1].start() :] if ends else html + CHROME
     url = f"http://127.0.0.1/artikel/probe/{name}.html"
-    try:
-        body = extract(render(html, url, 0, 0).encode(), url, content_type=CONTENT_TYPE).body
-    except ExtractionError:
+    first = _crawl_extract(render(html, url, 0, 0), url)
+    if first is None:
         return None
+    body = first.body
     for offset, position in enumerate(dict.fromkeys(_anchor_positions(html, body))):
         if offset >= 4:
             break
@@ -165,20 +167,26 @@ def prepare_template(name: str, raw: bytes) -> str | None:
     return None
 
 
+def _crawl_extract(html: str, url: str) -> Any:
+    """The Article the crawl would record for ``html`` served at ``url``, or None."""
+    from crawler.errors import CrawlerError
+    from crawler.fetches import FetchResult, article_from_fetch
+
+    fetch = FetchResult(url, url, status=200, body=html.encode(), content_type=CONTENT_TYPE)
+    try:
+        return article_from_fetch(fetch)
+    except CrawlerError:
+        return None
+
+
 def _works(template: str, url: str) -> bool:
-    from crawler.errors import ExtractionError
-    from crawler.extraction import extract
     from crawler.urls import canonicalize_url
 
-    try:
-        first, second = (
-            extract(render(template, url, 1, variant).encode(), url, content_type=CONTENT_TYPE)
-            for variant in (0, 1)
-        )
-    except ExtractionError:
-        return False
+    first, second = (_crawl_extract(render(template, url, 1, variant), url) for variant in (0, 1))
     return (
-        first.canonical_url == canonicalize_url(url)
+        first is not None
+        and second is not None
+        and first.canonical_url == canonicalize_url(url)
         and sentence(1).strip() in first.body
         and first.text == second.text
     )
