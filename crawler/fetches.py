@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from crawler.errors import ExtractionError, FetchError
 from crawler.extraction import Article, extract
@@ -62,9 +63,12 @@ class FetchResult:
         """True when the server says the page no longer exists (404 or 410)."""
         return self.failure == "http_error" and self.status in (404, 410)
 
-    @property
+    @cached_property
     def body_hash(self) -> str | None:
-        """SHA-256 of the raw body, for recognising an identical page without extraction."""
+        """SHA-256 of the raw body, for recognising an identical page without extraction.
+
+        Computed once: the pipeline and the recorder both compare it.
+        """
         return hashlib.sha256(self.body).hexdigest() if self.body else None
 
     def describe_failure(self) -> str:

@@ -180,13 +180,13 @@ def _apply_page(
 ) -> Recorded:
     fetch = page.fetch
     if fetch.gone:
-        return _apply_gone(db, fetch, at, policy.revisit.confirm_removal_after)
+        return _apply_gone(db, fetch, text_dir, at, policy.revisit.confirm_removal_after)
     if fetch.failure is not None:
         return _apply_failure(db, fetch, at, fetch.failure, fetch.describe_failure())
     if fetch.not_modified:
-        return _apply_checked(db, fetch, at, "not_modified")
+        return _apply_checked(db, fetch, text_dir, at, "not_modified")
     if fetch.previous_body_hash is not None and fetch.previous_body_hash == fetch.body_hash:
-        return _apply_checked(db, fetch, at, "unchanged")
+        return _apply_checked(db, fetch, text_dir, at, "unchanged")
     if page.article is None:
         return _apply_failure(db, fetch, at, page.problem or "no_text", page.message or "")
     return _apply_article(
@@ -233,7 +233,7 @@ def _apply_article(
         recorded = _record_new(db, article, fetch, change, canonical, at, text_dir, state, source)
     elif change.kind == "unchanged":
         store.update_article(db, existing.id, last_checked=at, **state)
-        recorded = _unchanged(existing, text_dir, change.summary)
+        recorded = _kept(existing, text_dir, "unchanged", change.summary)
     else:
         recorded = _record_change(db, existing, article, fetch, change, at, text_dir, state)
     article_id = recorded.article_id
@@ -243,9 +243,10 @@ def _apply_article(
     return recorded
 
 
-def _unchanged(existing: store.StoredArticle, text_dir: Path, summary: str) -> Recorded:
+def _kept(existing: store.StoredArticle, text_dir: Path, kind: str, summary: str) -> Recorded:
+    """The outcome of a check that left the article's versions as they were."""
     return Recorded(
-        "unchanged",
+        kind,
         existing.id,
         existing.canonical_url,
         existing.version_count,
@@ -255,7 +256,9 @@ def _unchanged(existing: store.StoredArticle, text_dir: Path, summary: str) -> R
     )
 
 
-def _apply_checked(db: sqlite_utils.Database, fetch: FetchResult, at: str, kind: str) -> Recorded:
+def _apply_checked(
+    db: sqlite_utils.Database, fetch: FetchResult, text_dir: Path, at: str, kind: str
+) -> Recorded:
     """A revisit found the page as it was (304, or the same raw body): only note the check."""
     existing = _known(db, fetch)
     if existing is None:
@@ -267,15 +270,7 @@ def _apply_checked(db: sqlite_utils.Database, fetch: FetchResult, at: str, kind:
         state.update(etag=fetch.etag, last_modified=fetch.last_modified)
     store.update_article(db, existing.id, **state)
     _log_fetch(db, fetch, existing.id, at, kind, None)
-    return Recorded(
-        kind,
-        existing.id,
-        existing.canonical_url,
-        existing.version_count,
-        None,
-        kind.replace("_", " "),
-        Path(existing.text_file),
-    )
+    return _kept(existing, text_dir, kind, kind.replace("_", " "))
 
 
 def _apply_failure(
@@ -288,7 +283,11 @@ def _apply_failure(
 
 
 def _apply_gone(
-    db: sqlite_utils.Database, fetch: FetchResult, at: str, confirm_after: timedelta
+    db: sqlite_utils.Database,
+    fetch: FetchResult,
+    text_dir: Path,
+    at: str,
+    confirm_after: timedelta,
 ) -> Recorded:
     """A 404/410: removal is confirmed by a second one at least ``confirm_after`` later."""
     existing = _known(db, fetch)
@@ -306,15 +305,7 @@ def _apply_gone(
     store.update_article(db, existing.id, status="removed", last_checked=at, last_changed=at)
     store.insert_event(db, existing.id, "removed", at, summary)
     _log_fetch(db, fetch, existing.id, at, "removed", summary)
-    return Recorded(
-        "removed",
-        existing.id,
-        existing.canonical_url,
-        existing.version_count,
-        None,
-        summary,
-        Path(existing.text_file),
-    )
+    return _kept(existing, text_dir, "removed", summary)
 
 
 def _record_new(
