@@ -45,7 +45,7 @@ from crawler.errors import ExtractionError
 from crawler.extraction import decode_html, extract
 
 ROOT = Path(__file__).resolve().parent.parent
-DEVSET = Path("/work/shared/extraction-devset")
+DEVSET = ROOT.parent / "shared" / "extraction-devset"
 FIXTURES = ROOT / "tests" / "pages"
 DEFAULT_OUT = ROOT / "bench" / "results" / "extraction_quality.json"
 CJK_LANGS = {"zh", "ja"}

@@ -82,8 +82,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "text": "The text: title on the first line, then one paragraph a line.",
             "words": "Words in the body.",
             "fingerprint": "SHA-256 of the normalised text.",
-            "change_class": "title (only the title changed), minor or major; empty for "
-            "version 1.",
+            "change_class": "title (only the title changed), minor or major; empty for version 1.",
             "paragraphs_added": "Body paragraphs added since the previous version.",
             "paragraphs_removed": "Body paragraphs removed since the previous version.",
             "paragraphs_modified": "Body paragraphs edited since the previous version.",

@@ -119,31 +119,54 @@ def inserted(index: int, line: str) -> str:
     [
         pytest.param("Mu\u0308nchen, Gru\u0308\u00dfe", (), "München, Grüße", id="nfd-umlauts"),
         pytest.param("Donald\u00a0Trump", (), "Donald Trump", id="nbsp"),
-        pytest.param("15:02\u202fUhr\u2009am\u3000Abend", (), "15:02 Uhr am Abend",
-                     id="thin-spaces"),
+        pytest.param(
+            "15:02\u202fUhr\u2009am\u3000Abend", (), "15:02 Uhr am Abend", id="thin-spaces"
+        ),
         pytest.param("NATO\u200b-Chef", (), "NATO-Chef", id="zero-width-space"),
         pytest.param("\ufeffTitel\nText", (), "Titel\nText", id="bom"),
         pytest.param("Wort\u2060verbinder", (), "Wortverbinder", id="word-joiner"),
         pytest.param("Sicher\u00adheits\u00adpolitik", (), "Sicherheitspolitik", id="soft-hyphen"),
-        pytest.param("Titel\r\nAbsatz\r\nNoch einer\r\n", (), "Titel\nAbsatz\nNoch einer",
-                     id="crlf"),
+        pytest.param(
+            "Titel\r\nAbsatz\r\nNoch einer\r\n", (), "Titel\nAbsatz\nNoch einer", id="crlf"
+        ),
         pytest.param("Titel\rAbsatz", (), "Titel\nAbsatz", id="cr"),
         pytest.param("Titel\u2028Absatz", (), "Titel\nAbsatz", id="line-separator"),
         pytest.param("  Titel \t\nAbsatz   eins  ", (), "Titel\nAbsatz eins", id="spaces-tabs"),
         pytest.param("Titel\n\n \n\u00a0\n\u200b\nAbsatz", (), "Titel\nAbsatz", id="blank-lines"),
-        pytest.param('„Trump-Flüsterer“ – "ermutigen"', (), '„Trump-Flüsterer“ – "ermutigen"',
-                     id="quotes-are-content"),
+        pytest.param(
+            '„Trump-Flüsterer“ – "ermutigen"',
+            (),
+            '„Trump-Flüsterer“ – "ermutigen"',
+            id="quotes-are-content",
+        ),
         pytest.param("Familie 👨\u200d👩\u200d👧", (), "Familie 👨\u200d👩\u200d👧", id="zwj-kept"),
-        pytest.param(f"Titel\n{UPDATED}\nAbsatz", ("^Aktualisiert am",), "Titel\nAbsatz",
-                     id="ignore-line"),
-        pytest.param(f"Titel\n  {UPDATED.upper()}\nAbsatz", ("^Aktualisiert am",), "Titel\nAbsatz",
-                     id="ignore-case-insensitive-after-strip"),
-        pytest.param("Titel\nZuletzt aktualisiert am Montag", ("^Aktualisiert am",),
-                     "Titel\nZuletzt aktualisiert am Montag", id="ignore-anchored-keeps"),
-        pytest.param("Titel\nFoto: dpa\nAbsatz\nLesezeit: 3 Min.", (r"^Foto:", r"^Lesezeit"),
-                     "Titel\nAbsatz", id="ignore-several"),
-        pytest.param("Titel\nAktualisiert\u00a0am 1.1.", (r"^Aktualisiert am",), "Titel",
-                     id="ignore-matches-normalised-line"),
+        pytest.param(
+            f"Titel\n{UPDATED}\nAbsatz", ("^Aktualisiert am",), "Titel\nAbsatz", id="ignore-line"
+        ),
+        pytest.param(
+            f"Titel\n  {UPDATED.upper()}\nAbsatz",
+            ("^Aktualisiert am",),
+            "Titel\nAbsatz",
+            id="ignore-case-insensitive-after-strip",
+        ),
+        pytest.param(
+            "Titel\nZuletzt aktualisiert am Montag",
+            ("^Aktualisiert am",),
+            "Titel\nZuletzt aktualisiert am Montag",
+            id="ignore-anchored-keeps",
+        ),
+        pytest.param(
+            "Titel\nFoto: dpa\nAbsatz\nLesezeit: 3 Min.",
+            (r"^Foto:", r"^Lesezeit"),
+            "Titel\nAbsatz",
+            id="ignore-several",
+        ),
+        pytest.param(
+            "Titel\nAktualisiert\u00a0am 1.1.",
+            (r"^Aktualisiert am",),
+            "Titel",
+            id="ignore-matches-normalised-line",
+        ),
         pytest.param("", (), "", id="empty"),
     ],
 )
@@ -221,29 +244,75 @@ WHITESPACE_NOISE = "\r\n".join(f"  {line.replace(' ', '  ')}\u00a0" for line in 
         pytest.param(SEED, SEED, (), "unchanged", None, id="identical"),
         pytest.param(SEED, WHITESPACE_NOISE, (), "unchanged", None, id="whitespace-only"),
         pytest.param(SEED, unicodedata.normalize("NFD", SEED), (), "unchanged", None, id="nfd"),
-        pytest.param(SEED, SEED.replace("Trump", "Tr\u200bump"), (), "unchanged", None,
-                     id="zero-width"),
-        pytest.param(inserted(2, UPDATED), inserted(2, "Aktualisiert am 25.11.2024, 09:10 Uhr"),
-                     (r"^Aktualisiert am",), "unchanged", None, id="ignored-timestamp"),
-        pytest.param(inserted(2, UPDATED), inserted(2, "Aktualisiert am 25.11.2024, 09:10 Uhr"),
-                     (), "changed", "minor", id="timestamp-not-ignored"),
-        pytest.param(SEED, SEED.replace("geschickter Diplomat", "erfahrener Diplomat"), (),
-                     "changed", "minor", id="one-word"),
-        pytest.param(SEED, SEED.replace(RUTTE_SENTENCE, "Beobachter bleiben dennoch skeptisch."),
-                     (), "changed", "major", id="sentence-rewritten"),
-        pytest.param(SEED, inserted(14, NEW_PARAGRAPH), (), "changed", "major",
-                     id="paragraph-added"),
-        pytest.param(SEED, inserted(14, "Mehr zum Thema"), (), "changed", "minor",
-                     id="subheading-added"),
+        pytest.param(
+            SEED, SEED.replace("Trump", "Tr\u200bump"), (), "unchanged", None, id="zero-width"
+        ),
+        pytest.param(
+            inserted(2, UPDATED),
+            inserted(2, "Aktualisiert am 25.11.2024, 09:10 Uhr"),
+            (r"^Aktualisiert am",),
+            "unchanged",
+            None,
+            id="ignored-timestamp",
+        ),
+        pytest.param(
+            inserted(2, UPDATED),
+            inserted(2, "Aktualisiert am 25.11.2024, 09:10 Uhr"),
+            (),
+            "changed",
+            "minor",
+            id="timestamp-not-ignored",
+        ),
+        pytest.param(
+            SEED,
+            SEED.replace("geschickter Diplomat", "erfahrener Diplomat"),
+            (),
+            "changed",
+            "minor",
+            id="one-word",
+        ),
+        pytest.param(
+            SEED,
+            SEED.replace(RUTTE_SENTENCE, "Beobachter bleiben dennoch skeptisch."),
+            (),
+            "changed",
+            "major",
+            id="sentence-rewritten",
+        ),
+        pytest.param(
+            SEED, inserted(14, NEW_PARAGRAPH), (), "changed", "major", id="paragraph-added"
+        ),
+        pytest.param(
+            SEED, inserted(14, "Mehr zum Thema"), (), "changed", "minor", id="subheading-added"
+        ),
         pytest.param(SEED, edited(_8=None), (), "changed", "major", id="paragraph-removed"),
-        pytest.param(SEED, edited(title="Trump trifft Rutte"), (), "changed", "title",
-                     id="title-only"),
-        pytest.param(SEED, edited(title="Trump trifft Rutte", _15="- #USA"), (), "changed",
-                     "minor", id="title-and-small-body"),
-        pytest.param(SEED, edited(title="Trump trifft Rutte", _8=None), (), "changed", "major",
-                     id="title-and-big-body"),
-        pytest.param(SEED, "Ganz anderer Titel\n" + "\n".join(["Neuer Text hier."] * 3), (),
-                     "changed", "major", id="rewrite"),
+        pytest.param(
+            SEED, edited(title="Trump trifft Rutte"), (), "changed", "title", id="title-only"
+        ),
+        pytest.param(
+            SEED,
+            edited(title="Trump trifft Rutte", _15="- #USA"),
+            (),
+            "changed",
+            "minor",
+            id="title-and-small-body",
+        ),
+        pytest.param(
+            SEED,
+            edited(title="Trump trifft Rutte", _8=None),
+            (),
+            "changed",
+            "major",
+            id="title-and-big-body",
+        ),
+        pytest.param(
+            SEED,
+            "Ganz anderer Titel\n" + "\n".join(["Neuer Text hier."] * 3),
+            (),
+            "changed",
+            "major",
+            id="rewrite",
+        ),
     ],
 )
 def test_compare_kind_and_class(
@@ -343,11 +412,18 @@ def test_large_rewrite_counts_everything() -> None:
         pytest.param("T\na b c", "T\na b d", "1 paragraph modified (+1/-1 words)", id="modified"),
         pytest.param("T\na", "T\na\nx y\nz", "2 paragraphs added (+3/-0 words)", id="added"),
         pytest.param("T\na\nb c", "T", "2 paragraphs removed (+0/-3 words)", id="removed"),
-        pytest.param("T\neins zwei\ndrei", "U\neins zwo\nvier fünf sechs",
-                     "title changed; 1 paragraph modified, 1 added, 1 removed (+4/-2 words)",
-                     id="everything"),
-        pytest.param("T\nx\na b c d\ne f g h", "T\nx y\na b c X\ne f g Y",
-                     "3 paragraphs modified (+3/-2 words)", id="plural-modified"),
+        pytest.param(
+            "T\neins zwei\ndrei",
+            "U\neins zwo\nvier fünf sechs",
+            "title changed; 1 paragraph modified, 1 added, 1 removed (+4/-2 words)",
+            id="everything",
+        ),
+        pytest.param(
+            "T\nx\na b c d\ne f g h",
+            "T\nx y\na b c X\ne f g Y",
+            "3 paragraphs modified (+3/-2 words)",
+            id="plural-modified",
+        ),
     ],
 )
 def test_diff_summary(old: str, new: str, summary: str) -> None:
@@ -361,10 +437,18 @@ def test_diff_summary(old: str, new: str, summary: str) -> None:
         pytest.param(None, "Titel\nEins", "new article (1 word)", id="new-one-word"),
         pytest.param(None, "Nur ein Titel", "new article (0 words)", id="new-title-only"),
         pytest.param(SEED, SEED + "\n", "unchanged", id="unchanged"),
-        pytest.param(SEED, SEED.replace("geschickter", "erfahrener"),
-                     "minor edit: 1 paragraph modified (+1/-1 words)", id="minor"),
-        pytest.param("T\na b", "T\na c", "major edit: 1 paragraph modified (+1/-1 words)",
-                     id="tiny-body-major"),
+        pytest.param(
+            SEED,
+            SEED.replace("geschickter", "erfahrener"),
+            "minor edit: 1 paragraph modified (+1/-1 words)",
+            id="minor",
+        ),
+        pytest.param(
+            "T\na b",
+            "T\na c",
+            "major edit: 1 paragraph modified (+1/-1 words)",
+            id="tiny-body-major",
+        ),
         pytest.param("Alt\na", "Neu\na", 'title changed: "Alt" → "Neu"', id="title"),
     ],
 )
@@ -382,17 +466,30 @@ def test_diff_texts_normalises_its_inputs() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "ops"),
     [
-        pytest.param("T\na b c d\ne f g h", "T\nx y z\na b c X",
-                     [("added", None, 0), ("modified", 0, 1), ("removed", 1, None)],
-                     id="pair-after-insert"),
-        pytest.param("T\na b c d\ne f g h", "T\ne f g X\na b c Y",
-                     [("added", None, 0), ("modified", 0, 1), ("removed", 1, None)],
-                     id="no-crossing-pairs"),
-        pytest.param("T\na b c d\ne f g h", "T\ne f X Y\na b c d e",
-                     [("added", None, 0), ("modified", 0, 1), ("removed", 1, None)],
-                     id="best-similarity-first"),
-        pytest.param("T\na b c d", "T\na X Y Z", [("removed", 0, None), ("added", None, 0)],
-                     id="dissimilar-not-paired"),
+        pytest.param(
+            "T\na b c d\ne f g h",
+            "T\nx y z\na b c X",
+            [("added", None, 0), ("modified", 0, 1), ("removed", 1, None)],
+            id="pair-after-insert",
+        ),
+        pytest.param(
+            "T\na b c d\ne f g h",
+            "T\ne f g X\na b c Y",
+            [("added", None, 0), ("modified", 0, 1), ("removed", 1, None)],
+            id="no-crossing-pairs",
+        ),
+        pytest.param(
+            "T\na b c d\ne f g h",
+            "T\ne f X Y\na b c d e",
+            [("added", None, 0), ("modified", 0, 1), ("removed", 1, None)],
+            id="best-similarity-first",
+        ),
+        pytest.param(
+            "T\na b c d",
+            "T\na X Y Z",
+            [("removed", 0, None), ("added", None, 0)],
+            id="dissimilar-not-paired",
+        ),
         pytest.param("T\na b", "T\na c", [("modified", 0, 0)], id="half-similar-paired"),
     ],
 )
@@ -466,10 +563,16 @@ def test_compare_passes_thresholds() -> None:
 # --- word_diff ---------------------------------------------------------------------------
 
 WORD_PAIRS = [
-    pytest.param(SEED_LINES[10], SEED_LINES[10].replace(RUTTE_SENTENCE, "Beobachter bleiben "
-                 "dennoch skeptisch."), id="seed-sentence"),
-    pytest.param(SEED_LINES[1], SEED_LINES[1].replace("Palm Beach", "Mar-a-Lago, Palm Beach"),
-                 id="seed-insert"),
+    pytest.param(
+        SEED_LINES[10],
+        SEED_LINES[10].replace(RUTTE_SENTENCE, "Beobachter bleiben dennoch skeptisch."),
+        id="seed-sentence",
+    ),
+    pytest.param(
+        SEED_LINES[1],
+        SEED_LINES[1].replace("Palm Beach", "Mar-a-Lago, Palm Beach"),
+        id="seed-insert",
+    ),
     pytest.param("Trump hatte im Frühjahr erklärt", "Im Sommer hatte Trump erklärt", id="reorder"),
     pytest.param("", "Neu hier.", id="from-empty"),
     pytest.param("Alt.", "", id="to-empty"),
@@ -492,12 +595,20 @@ def test_word_diff_round_trips(old: str, new: str) -> None:
         pytest.param(
             "Trump hatte im Frühjahr erklärt",
             "Trump hatte im Sommer erklärt",
-            [("equal", "Trump hatte im"), ("delete", "Frühjahr"), ("insert", "Sommer"),
-             ("equal", "erklärt")],
+            [
+                ("equal", "Trump hatte im"),
+                ("delete", "Frühjahr"),
+                ("insert", "Sommer"),
+                ("equal", "erklärt"),
+            ],
             id="replace",
         ),
-        pytest.param("geworden ist.", "geworden ist!", [("equal", "geworden"),
-                     ("delete", "ist."), ("insert", "ist!")], id="punctuation-attached"),
+        pytest.param(
+            "geworden ist.",
+            "geworden ist!",
+            [("equal", "geworden"), ("delete", "ist."), ("insert", "ist!")],
+            id="punctuation-attached",
+        ),
         pytest.param("Rutte", "Mark Rutte", [("insert", "Mark"), ("equal", "Rutte")], id="insert"),
         pytest.param("gleich", "gleich", [("equal", "gleich")], id="equal"),
     ],
@@ -515,35 +626,62 @@ SMALL_DIFF = diff_texts("T\na b", "U\na c")
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        pytest.param(lambda: ParagraphChange("moved", "a", "b", 0, 0, 0, 0),  # type: ignore[arg-type]
-                     "'moved'", id="op"),
-        pytest.param(lambda: ParagraphChange("added", "a", "b", 1, 0, None, 0), "added",
-                     id="added-with-old"),
-        pytest.param(lambda: ParagraphChange("removed", "a", None, 0, 1), "old_index",
-                     id="removed-without-index"),
-        pytest.param(lambda: ParagraphChange("modified", "a", "b", -1, 0, 0, 0), "-1",
-                     id="negative-words"),
-        pytest.param(lambda: ParagraphChange("modified", "a", "b", 1, 1, -2, 0), "-2",
-                     id="negative-index"),
-        pytest.param(lambda: ParagraphChange("added", None, "b", 1, 3, new_index=0), "other side",
-                     id="added-with-removed-words"),
+        pytest.param(
+            lambda: ParagraphChange("moved", "a", "b", 0, 0, 0, 0),  # type: ignore[arg-type]
+            "'moved'",
+            id="op",
+        ),
+        pytest.param(
+            lambda: ParagraphChange("added", "a", "b", 1, 0, None, 0), "added", id="added-with-old"
+        ),
+        pytest.param(
+            lambda: ParagraphChange("removed", "a", None, 0, 1),
+            "old_index",
+            id="removed-without-index",
+        ),
+        pytest.param(
+            lambda: ParagraphChange("modified", "a", "b", -1, 0, 0, 0), "-1", id="negative-words"
+        ),
+        pytest.param(
+            lambda: ParagraphChange("modified", "a", "b", 1, 1, -2, 0), "-2", id="negative-index"
+        ),
+        pytest.param(
+            lambda: ParagraphChange("added", None, "b", 1, 3, new_index=0),
+            "other side",
+            id="added-with-removed-words",
+        ),
         pytest.param(lambda: replace(SMALL_DIFF, words_added=7), "words_added=7", id="diff-sum"),
-        pytest.param(lambda: replace(SMALL_DIFF, paragraphs_added=1), "paragraphs_added=1",
-                     id="diff-count"),
-        pytest.param(lambda: replace(SMALL_DIFF, title_changed=False), "title_changed=False",
-                     id="diff-title"),
+        pytest.param(
+            lambda: replace(SMALL_DIFF, paragraphs_added=1), "paragraphs_added=1", id="diff-count"
+        ),
+        pytest.param(
+            lambda: replace(SMALL_DIFF, title_changed=False), "title_changed=False", id="diff-title"
+        ),
         pytest.param(lambda: replace(SMALL_DIFF, old_words=-3), "-3", id="diff-negative"),
-        pytest.param(lambda: Change("gone", FP, None, None, "x"),  # type: ignore[arg-type]
-                     "'gone'", id="kind"),
+        pytest.param(
+            lambda: Change("gone", FP, None, None, "x"),  # type: ignore[arg-type]
+            "'gone'",
+            id="kind",
+        ),
         pytest.param(lambda: Change("new", "abc", None, None, "x"), "'abc'", id="fingerprint"),
-        pytest.param(lambda: Change("changed", FP, None, SMALL_DIFF, "x"), "None",
-                     id="changed-without-class"),
-        pytest.param(lambda: Change("changed", FP, "minor", None, "x"), "diff None",
-                     id="changed-without-diff"),
-        pytest.param(lambda: Change("unchanged", FP, "minor", None, "x"), "'minor'",
-                     id="unchanged-with-class"),
-        pytest.param(lambda: Change("new", FP, None, None, "a\nb"), "one non-empty line",
-                     id="multiline-summary"),
+        pytest.param(
+            lambda: Change("changed", FP, None, SMALL_DIFF, "x"), "None", id="changed-without-class"
+        ),
+        pytest.param(
+            lambda: Change("changed", FP, "minor", None, "x"),
+            "diff None",
+            id="changed-without-diff",
+        ),
+        pytest.param(
+            lambda: Change("unchanged", FP, "minor", None, "x"),
+            "'minor'",
+            id="unchanged-with-class",
+        ),
+        pytest.param(
+            lambda: Change("new", FP, None, None, "a\nb"),
+            "one non-empty line",
+            id="multiline-summary",
+        ),
     ],
 )
 def test_values_validate_and_name_the_bad_value(build: Callable[[], object], message: str) -> None:

@@ -287,16 +287,22 @@ def test_challenge_consent_and_paywall_pages_are_failed_checks(news, tmp_path):
         feed_source(news, 'revisit = { interval = "0s", confirm_removal_after = "0s" }'),
     )
     crawl(tmp_path, sources)
-    before = query(tmp_path, "SELECT * FROM versions") + query(tmp_path, "SELECT id, status, fingerprint FROM articles")
+    before = query(tmp_path, "SELECT * FROM versions") + query(
+        tmp_path, "SELECT id, status, fingerprint FROM articles"
+    )
     for entry, page in zip(ENTRIES[:3], (CHALLENGE, CONSENT, PAYWALL), strict=True):
         news.set_route(entry.path, html_reply(page))
     for _ in range(2):
         code, summary, _ = crawl(tmp_path, sources)
         assert code == 0 and summary["totals"]["errors"] == 3
-    after = query(tmp_path, "SELECT * FROM versions") + query(tmp_path, "SELECT id, status, fingerprint FROM articles")
+    after = query(tmp_path, "SELECT * FROM versions") + query(
+        tmp_path, "SELECT id, status, fingerprint FROM articles"
+    )
     assert after == before
     assert query(tmp_path, "SELECT kind FROM events WHERE kind != 'new'") == []
-    outcomes = query(tmp_path, "SELECT DISTINCT outcome FROM fetches WHERE outcome NOT IN ('new') ORDER BY 1")
+    outcomes = query(
+        tmp_path, "SELECT DISTINCT outcome FROM fetches WHERE outcome NOT IN ('new') ORDER BY 1"
+    )
     assert outcomes == [("blocked",), ("paywall",)]
 
 

@@ -8,7 +8,10 @@ ARTICLE = " ".join(["Der Stadtrat hat am Dienstag den Haushalt beschlossen."] * 
 @pytest.mark.parametrize(
     ("html", "reason"),
     [
-        ("<html><head><title>Just a moment...</title></head><body>Checking</body></html>", "bot challenge"),
+        (
+            "<html><head><title>Just a moment...</title></head><body>Checking</body></html>",
+            "bot challenge",
+        ),
         ('<div id="cf-browser-verification">x</div>', "bot challenge"),
         ("<script>window._cf_chl_opt={}</script>", "bot challenge"),
         ("<noscript>Please enable JavaScript and cookies to continue</noscript>", "bot challenge"),

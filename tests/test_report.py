@@ -48,13 +48,13 @@ SSD = [
 
 
 def page(url: str, title: str, paragraphs: list[str], canonical: str | None = None) -> Article:
-    return Article(url=url, canonical_url=canonical or url, title=title,
-                   body="\n".join(paragraphs))
+    return Article(url=url, canonical_url=canonical or url, title=title, body="\n".join(paragraphs))
 
 
 def record(db, article: Article, when: datetime, source: str, tmp: Path) -> None:
-    fetch = FetchResult(url=article.url or "", final_url=article.url or "", status=200,
-                        body=article.text.encode())
+    fetch = FetchResult(
+        url=article.url or "", final_url=article.url or "", status=200, body=article.text.encode()
+    )
     record_article(db, article, fetch, text_dir=tmp / "articles", now=when, source=source)
 
 
@@ -71,28 +71,53 @@ def build_store(path: Path) -> Path:
     record(db, page(nato, "Nato-Chef trifft Trump", NATO), T0 - timedelta(days=5), "dwn", tmp)
     edited = [p.replace("keine Angaben", "keinerlei Angaben") for p in NATO]
     record(db, page(nato, "Nato-Chef trifft Trump", edited), T0 + timedelta(hours=1), "dwn", tmp)
-    record(db, page(nato, "Rutte trifft Trump in Florida", edited), T0 + timedelta(hours=3),
-           "dwn", tmp)
+    record(
+        db, page(nato, "Rutte trifft Trump in Florida", edited), T0 + timedelta(hours=3), "dwn", tmp
+    )
     ssd = "https://www.heise.example/news/ssd-preise"
     record(db, page(ssd, "SSD-Preise steigen", SSD), T0, "heise", tmp)
     rewritten = [SSD[0], SSD[1], "Samsung bestätigt Lieferprobleme bis Ende Januar.", SSD[3]]
     record(db, page(ssd, "SSD-Preise steigen", rewritten), T0 + timedelta(days=1), "heise", tmp)
-    record(db, page("https://www.spiegel.example/wirtschaft/bau", "Weniger Baugenehmigungen",
-                    ["Die Zahl der Baugenehmigungen sinkt weiter."]), T0 + timedelta(hours=5),
-           "spiegel", tmp)
+    record(
+        db,
+        page(
+            "https://www.spiegel.example/wirtschaft/bau",
+            "Weniger Baugenehmigungen",
+            ["Die Zahl der Baugenehmigungen sinkt weiter."],
+        ),
+        T0 + timedelta(hours=5),
+        "spiegel",
+        tmp,
+    )
     old = "https://www.faz.example/stromnetz"
-    record(db, page(old, "Stromnetz-Ausbau stockt", ["Der Ausbau stockt."]),
-           T0 - timedelta(days=9), "faz", tmp)
+    record(
+        db,
+        page(old, "Stromnetz-Ausbau stockt", ["Der Ausbau stockt."]),
+        T0 - timedelta(days=9),
+        "faz",
+        tmp,
+    )
     gone(db, old, T0 + timedelta(hours=2), tmp)
     gone(db, old, T0 + timedelta(hours=4), tmp)
-    record(db, page("https://www.faz.example/alt", "Alter Artikel", ["Unverändert."]),
-           T0 - timedelta(days=20), "faz", tmp)
+    record(
+        db,
+        page("https://www.faz.example/alt", "Alter Artikel", ["Unverändert."]),
+        T0 - timedelta(days=20),
+        "faz",
+        tmp,
+    )
     evil = "https://www.evil.example/artikel"
     hostile = [f"Text mit <img src=x onerror=alert(1)> und {HOSTILE_URL}", "Zweiter Absatz."]
-    record(db, page(evil, HOSTILE_TITLE, hostile, HOSTILE_URL), T0 - timedelta(days=3),
-           "evil<b>", tmp)
-    record(db, page(evil, HOSTILE_TITLE, [hostile[0], "Zweiter <b>Absatz</b>."], HOSTILE_URL),
-           T0 + timedelta(hours=6), "evil<b>", tmp)
+    record(
+        db, page(evil, HOSTILE_TITLE, hostile, HOSTILE_URL), T0 - timedelta(days=3), "evil<b>", tmp
+    )
+    record(
+        db,
+        page(evil, HOSTILE_TITLE, [hostile[0], "Zweiter <b>Absatz</b>."], HOSTILE_URL),
+        T0 + timedelta(hours=6),
+        "evil<b>",
+        tmp,
+    )
     db.conn.close()
     return path
 
@@ -107,8 +132,12 @@ def db(tmp_path):
 
 def test_counts_and_changed_articles(db):
     period = Period(SINCE, UNTIL)
-    assert count_period(db, period).__dict__ == {"new": 2, "changed": 3, "removed": 1,
-                                                 "restored": 0}
+    assert count_period(db, period).__dict__ == {
+        "new": 2,
+        "changed": 3,
+        "removed": 1,
+        "restored": 0,
+    }
     changed = changed_articles(db, period)
     assert [c.source for c in changed] == ["heise", "evil<b>", "dwn"]  # newest change first
     nato = changed[2]
@@ -117,14 +146,18 @@ def test_counts_and_changed_articles(db):
     assert "keinerlei" in nato.after.text and "keinerlei" not in nato.before.text
     events = listed_events(db, period)
     assert [(e.kind, e.source) for e in events] == [
-        ("new", "spiegel"), ("removed", "faz"), ("new", "heise")]
+        ("new", "spiegel"),
+        ("removed", "faz"),
+        ("new", "heise"),
+    ]
     assert events[1].title == "Stromnetz-Ausbau stockt"
 
 
 def test_period_and_source_filters(db):
     assert [c.source for c in changed_articles(db, Period(SINCE, UNTIL, "dwn"))] == ["dwn"]
     assert count_period(db, Period(SINCE, UNTIL, "nowhere")).__dict__ == dict.fromkeys(
-        ("new", "changed", "removed", "restored"), 0)
+        ("new", "changed", "removed", "restored"), 0
+    )
     later = Period("2026-11-21T00:00:00.000Z", UNTIL)
     assert [c.source for c in changed_articles(db, later)] == ["heise"]
     with pytest.raises(ValueError, match="before it starts"):
@@ -190,11 +223,22 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
         pytest.fail("chromium is not installed: apt-get install chromium (CI installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}"]
-    result = subprocess.run([binary, *flags, *args], capture_output=True, text=True,
-                            timeout=120, check=False)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+    ]
+    result = subprocess.run(
+        [binary, *flags, *args], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
@@ -204,8 +248,7 @@ def report_file(tmp_path, cli) -> Path:
     db_path = build_store(tmp_path / "crawl.db")
     out = tmp_path / "out" / "report.html"
     out.parent.mkdir()
-    done = cli("report", "--since", "2026-11-18", "--until", "2026-11-25", "-o", out,
-               store=db_path)
+    done = cli("report", "--since", "2026-11-18", "--until", "2026-11-25", "-o", out, store=db_path)
     assert done.returncode == 0, done.stderr
     assert "3 changed, 2 new, 1 removed" in done.stderr
     return out
@@ -224,10 +267,13 @@ def test_report_renders_in_chromium(report_file, tmp_path):
     assert nato.xpath(".//p[@class='modified']//del/text()") == ["keine"]
     assert nato.xpath(".//p[@class='modified']//ins/text()") == ["keinerlei"]
     assert [s.text for s in nato.xpath(".//details/summary")] == [
-        "1 unchanged paragraph", "5 unchanged paragraphs"]
+        "1 unchanged paragraph",
+        "5 unchanged paragraphs",
+    ]
     assert "major" in cards[0].xpath(".//span[contains(@class, 'badge')]/text()")
     assert cards[0].xpath(".//p[@class='added']/ins/text()") == [
-        "Samsung bestätigt Lieferprobleme bis Ende Januar."]
+        "Samsung bestätigt Lieferprobleme bis Ende Januar."
+    ]
     assert cards[0].xpath(".//p[@class='removed']/del/text()") == [SSD[2]]
     assert tree.xpath("//section[contains(@class, 'removed')]//li/@data-source") == ["faz"]
     assert [d.text for d in tree.xpath("//dl[@class='counts']//dd")] == ["3", "2", "1"]
@@ -257,8 +303,12 @@ def test_report_screenshot(report_file, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    chromium(f"--screenshot={shot}", "--window-size=1280,2000", report_file.as_uri(),
-             profile=tmp_path / "profile")
+    chromium(
+        f"--screenshot={shot}",
+        "--window-size=1280,2000",
+        report_file.as_uri(),
+        profile=tmp_path / "profile",
+    )
     assert shot.stat().st_size > 10_000
 
 

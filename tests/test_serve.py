@@ -78,7 +78,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with log.open("wb") as output:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(
             cli_command("serve", "--port", str(port), store=db_path),
-            env=cli_env(tmp / "home"), cwd=tmp, stdout=output, stderr=subprocess.STDOUT,
+            env=cli_env(tmp / "home"),
+            cwd=tmp,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until_up(base, process, log)
@@ -131,8 +134,10 @@ def test_most_edited_and_removed(served):
 
 def test_full_text_search(served):
     hits = served.rows("/crawl/search.json", q='"Nato-Chef"')
-    assert [(h["version"], h["title"]) for h in hits] == [(1, "Nato-Chef trifft Trump"),
-                                                          (2, "Nato-Chef trifft Trump")]
+    assert [(h["version"], h["title"]) for h in hits] == [
+        (1, "Nato-Chef trifft Trump"),
+        (2, "Nato-Chef trifft Trump"),
+    ]
     umlaut = served.rows("/crawl/search.json", q="bestätigt")
     assert "**bestätigt**" in umlaut[0]["snippet"]
     assert served.rows("/crawl/search.json", q="") == []
@@ -141,10 +146,14 @@ def test_full_text_search(served):
 
 
 def test_article_history_by_id_or_url(served):
-    by_url = served.rows("/crawl/article_history.json",
-                         article="https://www.dwn.example/politik/nato-treffen")
+    by_url = served.rows(
+        "/crawl/article_history.json", article="https://www.dwn.example/politik/nato-treffen"
+    )
     assert [(r["number"], r["change_class"]) for r in by_url] == [
-        (1, None), (2, "minor"), (3, "title")]
+        (1, None),
+        (2, "minor"),
+        (3, "title"),
+    ]
     assert by_url[2]["summary"].startswith("title changed")
     article_id = served.rows("/crawl/most_edited.json")[0]["id"]
     assert served.rows("/crawl/article_history.json", article=str(article_id)) == by_url
@@ -159,7 +168,8 @@ def test_hostile_values_are_escaped(served):
         assert 'href="javascript:' not in html.lower(), path
     html = served.get("/crawl/versions")[1]
     assert "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt;" in html or (
-        "&lt;script&gt;alert(&quot;title&quot;)&lt;/script&gt;" in html)
+        "&lt;script&gt;alert(&quot;title&quot;)&lt;/script&gt;" in html
+    )
     # The page declared a javascript: canonical URL; the store kept the https one instead.
     assert HOSTILE_URL not in served.get("/crawl/articles")[1]
 
@@ -171,8 +181,10 @@ def test_writes_are_refused(served):
     # Datasette 0.65 has no insert API and answers POSTs to read-only pages with an error
     # (500 for a canned query); what matters is that nothing is written.
     insert = json.dumps({"row": {"article_id": 1, "kind": "new", "at": "x", "summary": "x"}})
-    for path, data in (("/crawl/events/-/insert", insert.encode()),
-                       ("/crawl/recent_changes", b"x=1")):
+    for path, data in (
+        ("/crawl/events/-/insert", insert.encode()),
+        ("/crawl/recent_changes", b"x=1"),
+    ):
         assert request(served.base + path, data=data)[0] >= 400, path
     with sqlite_utils.Database(served.store) as db:
         assert db.execute("select count(*) from events").fetchone()[0] == before
