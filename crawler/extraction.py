@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -288,6 +288,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _PROSE_CHARS = 120
 _INLINE_TAGS = _words("a span b i em strong small img abbr time label sup sub u s")
 _ALL_NOISE_TOKENS = frozenset().union(*(group.tokens for group in NOISE_GROUPS.values()))
+_MAYBE_NOISE_TOKENS = _ALL_NOISE_TOKENS | SOFT_TOKENS
 # Whole class/id names (separators removed) of the article container itself.
 _CONTENT_NAMES = _words(
     "article articlebody articletext articlecontent content maincontent story storybody "
@@ -301,6 +302,19 @@ _NOT_LEAD_TOKENS = _words(
     "breadcrumb figure image img media photo"
 )
 _BLOCK_TAGS = _words("p head list item table row cell quote code div lb graphic")
+
+# Candidates for a related-box heading or a sign-off line: elements with little text.
+# (The precise length checks follow in Python; XPath's normalize-space keeps no-break
+# spaces, so the bounds here are looser.)
+_SHORT_HEADINGS = etree.XPath(
+    "//*[self::h2 or self::h3 or self::h4 or self::h5 or self::h6 or self::strong or self::b"
+    " or self::span or self::div or self::p]"
+    "[normalize-space()][string-length(normalize-space()) <= 80]"
+)
+_SHORT_BLOCKS = etree.XPath(
+    "//*[self::p or self::div or self::span][normalize-space()]"
+    "[string-length(normalize-space()) <= 80]"
+)
 
 
 @dataclass(frozen=True)
@@ -439,14 +453,109 @@ def clean_tree(tree: HtmlElement) -> list[str]:
     Topic lists are read before they are deleted; standfirsts with a "teaser" class are
     renamed so that trafilatura keeps them; elements holding article prose are never deleted.
     """
+    page = _PageIndex(tree)
     page_chars = _text_length(tree)
-    tags = _take_topic_lists(tree, page_chars)
-    _rescue_leads(tree)
-    for element in _noise_elements(tree, page_chars):
-        _drop(element)
+    tags = _take_topic_lists(page, page_chars)
+    _rescue_leads(page)
+    page.drop_outermost(
+        page.maybe_noise,
+        lambda el: _is_noise(el, page.tokens_of(el)) and not _holds_article(el, page_chars),
+    )
     _drop_related_boxes(tree, page_chars)
     _mark_body(tree)
     return tags
+
+
+class _PageIndex:
+    """What the pre-cleaning reads of a page in one walk: the elements in document order,
+    their class/id tokens, which ones might be page furniture or a labelled topic list.
+
+    Each step then asks its question of a few candidates instead of walking the tree in
+    Python again (those walks were a third of the extraction's time). The index keeps the
+    element proxies alive, so lxml hands out the same objects and they can be dict keys.
+    """
+
+    def __init__(self, tree: HtmlElement) -> None:
+        self.elements: list[HtmlElement] = []
+        self.position: dict[HtmlElement, int] = {}
+        self.tokens: dict[HtmlElement, frozenset[str]] = {}
+        self.maybe_noise: list[int] = []  # positions: noise tag, noise attribute or token
+        self.maybe_topics: set[int] = set()  # positions: tag-list token or a "Themen:" label
+        for position, element in enumerate(tree.iter(etree.Element)):
+            self.elements.append(element)
+            self.position[element] = position
+            tokens = self._read_tokens(element)
+            if _might_be_noise(element, tokens):
+                self.maybe_noise.append(position)
+            if not tokens.isdisjoint(TAG_TOKENS):
+                self.maybe_topics.add(position)
+            if element.text and _is_topics_label(element):
+                parent = element.getparent()
+                if parent is not None:
+                    self.maybe_topics.add(self.position[parent])
+        self._dropped = bytearray(len(self.elements))
+
+    def _read_tokens(self, element: HtmlElement) -> frozenset[str]:
+        names = f"{element.get('class') or ''} {element.get('id') or ''}"
+        if names == " ":
+            return _NO_TOKENS
+        tokens = self.tokens[element] = _name_tokens(names)
+        return tokens
+
+    def tokens_of(self, element: HtmlElement) -> frozenset[str]:
+        return self.tokens.get(element, _NO_TOKENS)
+
+    def rename(self, element: HtmlElement, css_class: str) -> None:
+        """Give ``element`` a new class (and no id), keeping the index up to date."""
+        element.set("class", css_class)
+        element.attrib.pop("id", None)
+        self.tokens[element] = _name_tokens(css_class)
+
+    def drop_outermost(
+        self, positions: Iterable[int], wanted: Callable[[HtmlElement], bool]
+    ) -> list[HtmlElement]:
+        """Drop the elements at ``positions`` for which ``wanted`` holds; return them.
+
+        Positions are visited in document order; the inside of an element already dropped
+        (in this step or before) is skipped, as a top-down walk that does not descend into
+        a match would. All ``wanted`` questions are asked before the first drop.
+        """
+        dropped: list[HtmlElement] = []
+        for position in sorted(positions):
+            if self._dropped[position]:
+                continue
+            element = self.elements[position]
+            if element.tag == "head" or not wanted(element):
+                continue
+            end = self._subtree_end(element)
+            self._dropped[position:end] = b"\x01" * (end - position)
+            dropped.append(element)
+        for element in dropped:
+            _drop(element)
+        return dropped
+
+    def _subtree_end(self, element: HtmlElement) -> int:
+        """The position just past ``element``'s last descendant."""
+        node: HtmlElement | None = element
+        while node is not None:
+            following = next(node.itersiblings(etree.Element), None)
+            if following is not None:
+                return self.position[following]
+            node = node.getparent()
+        return len(self.elements)
+
+
+_NO_TOKENS: frozenset[str] = frozenset()
+_NOISE_ATTRIBUTES = frozenset(("role", "aria-hidden", "hidden", "aria-label"))
+
+
+def _might_be_noise(element: HtmlElement, tokens: frozenset[str]) -> bool:
+    """A cheap superset of :func:`_is_noise`: the elements worth asking."""
+    return (
+        element.tag in NOISE_TAGS
+        or not tokens.isdisjoint(_MAYBE_NOISE_TOKENS)
+        or not _NOISE_ATTRIBUTES.isdisjoint(element.keys())
+    )
 
 
 def _mark_body(tree: HtmlElement) -> None:
@@ -499,30 +608,8 @@ def _name_tokens(names: str) -> frozenset[str]:
     return frozenset(tokens)
 
 
-def _matches(element: HtmlElement, words: frozenset[str]) -> bool:
-    return not _class_tokens(element).isdisjoint(words)
-
-
-def _outermost(root: HtmlElement, wanted: Callable[[HtmlElement], bool]) -> Iterator[HtmlElement]:
-    """Elements below ``root`` for which ``wanted`` holds, not descending into them."""
-    stack = list(reversed(root))
-    while stack:
-        element = stack.pop()
-        if not isinstance(element.tag, str):
-            continue
-        if element.tag != "head" and wanted(element):
-            yield element
-        else:
-            stack.extend(reversed(element))
-
-
-def _noise_elements(tree: HtmlElement, page_chars: int) -> list[HtmlElement]:
-    """Outermost elements that look like boilerplate and hold no article prose."""
-    return list(_outermost(tree, lambda el: _is_noise(el) and not _holds_article(el, page_chars)))
-
-
-def _is_noise(element: HtmlElement) -> bool:
-    """True if tag, role, aria attributes or class/id tokens mark page furniture."""
+def _is_noise(element: HtmlElement, tokens: frozenset[str]) -> bool:
+    """True if tag, role, aria attributes or class/id ``tokens`` mark page furniture."""
     if element.tag in NOISE_TAGS:
         return True
     if (element.get("role") or "").lower() in NOISE_ROLES:
@@ -532,10 +619,11 @@ def _is_noise(element: HtmlElement) -> bool:
     label = element.get("aria-label") or ""
     if label and element.tag not in _INLINE_TAGS and NOISE_LABELS.search(label):
         return True
-    tokens = _class_tokens(element)  # once per element: the groups below all need them
     if not tokens:
         return False
-    if any(_matches_group(element, group, tokens) for group in NOISE_GROUPS.values()):
+    if not tokens.isdisjoint(_ALL_NOISE_TOKENS) and any(
+        _matches_group(element, group, tokens) for group in NOISE_GROUPS.values()
+    ):
         return True
     return (
         element.tag not in _INLINE_TAGS
@@ -598,20 +686,18 @@ def _is_link_list(element: HtmlElement) -> bool:
     return headlines >= 2 and density >= 0.2
 
 
-def _rescue_leads(tree: HtmlElement) -> None:
+def _rescue_leads(page: _PageIndex) -> None:
     """Rename the class of standfirsts carrying a "teaser" token, so they survive pruning."""
-    for element in tree.iter():
-        if not isinstance(element.tag, str) or element.tag in ("html", "body"):
+    for element, tokens in list(page.tokens.items()):
+        if "teaser" not in tokens or element.tag in ("html", "body"):
             continue
-        tokens = _class_tokens(element)
-        if "teaser" not in tokens or _matches(element, _ALL_NOISE_TOKENS):
+        if not tokens.isdisjoint(_ALL_NOISE_TOKENS):
             continue
         if not (tokens & LEAD_TOKENS or _near_title(element)):
             continue
         text = element.text_content().strip()
         if len(text) >= 40 and not _is_link_list(element) and _link_density(element) < 0.2:
-            element.set("class", "article-lead")
-            element.attrib.pop("id", None)
+            page.rename(element, "article-lead")
 
 
 def _near_title(element: HtmlElement) -> bool:
@@ -684,7 +770,7 @@ def _with_sign_off(body: str, tree: HtmlElement) -> str:
     last = body.rsplit("\n", 1)[-1][:60]
     if not last or SIGN_OFF.match(last):
         return body
-    for element in tree.iter("p", "div", "span"):
+    for element in _SHORT_BLOCKS(tree):
         text = _one_line(element.text_content())
         if len(text) > 40 or not SIGN_OFF.match(text):
             continue
@@ -694,26 +780,17 @@ def _with_sign_off(body: str, tree: HtmlElement) -> str:
     return body
 
 
-def _take_topic_lists(tree: HtmlElement, page_chars: int) -> list[str]:
+def _take_topic_lists(page: _PageIndex, page_chars: int) -> list[str]:
     """Collect and delete topic lists: tag-classed containers and "Themen:" labelled lists."""
     tags: list[str] = []
-    for container in _topic_containers(tree, page_chars):
+    containers = page.drop_outermost(
+        page.maybe_topics, lambda element: _is_tag_list(element, page_chars)
+    )
+    for container in containers:  # deleted, but still readable
         words = [link.text_content() for link in container.iter("a")]
         words = words or [item.text_content() for item in container.iter("li")]
         tags.extend(word.strip().lstrip("#").strip() for word in words)
-        _drop(container)
     return [tag for tag in tags if 0 < len(tag) <= 60]
-
-
-def _topic_containers(tree: HtmlElement, page_chars: int) -> list[HtmlElement]:
-    def wanted(element: HtmlElement) -> bool:
-        if _matches(element, TAG_TOKENS) and _is_tag_list(element, page_chars):
-            return True
-        return any(_is_topics_label(child) for child in element) and _is_tag_list(
-            element, page_chars
-        )
-
-    return list(_outermost(tree, wanted))
 
 
 def _is_topics_label(element: HtmlElement) -> bool:
@@ -732,11 +809,7 @@ def _is_tag_list(element: HtmlElement, page_chars: int) -> bool:
 
 def _drop_related_boxes(tree: HtmlElement, page_chars: int) -> None:
     """Delete boxes introduced by a "Mehr zum Thema" style heading."""
-    headings = [
-        element
-        for element in tree.iter("h2", "h3", "h4", "h5", "h6", "strong", "b", "span", "div", "p")
-        if _is_related_heading(element)
-    ]
+    headings = [element for element in _SHORT_HEADINGS(tree) if _is_related_heading(element)]
     for heading in headings:
         if heading.getparent() is None:
             continue
