@@ -378,6 +378,14 @@ def decode_html(data: bytes, content_type: str | None = None) -> str:
     return text
 
 
+def warm_up() -> None:
+    """Load what extraction loads lazily on its first pages (htmldate's date parser)."""
+    from htmldate.extractors import get_external_parser
+
+    # A string no locale parses: the parser tries (and compiles) every locale once.
+    get_external_parser().get_date_data("am 3. März 2021 um 10 Uhr")
+
+
 def _detect_encoding(data: bytes) -> str | None:
     best = from_bytes(data[:65536]).best()
     return best.encoding if best else None
@@ -489,7 +497,8 @@ class _PageIndex:
                 self.maybe_noise.append(position)
             if not tokens.isdisjoint(TAG_TOKENS):
                 self.maybe_topics.add(position)
-            if element.text and _is_topics_label(element):
+            text = element.text
+            if text and not text.isspace() and _is_topics_label(element):
                 parent = element.getparent()
                 if parent is not None:
                     self.maybe_topics.add(self.position[parent])
@@ -596,7 +605,7 @@ def _class_tokens(element: HtmlElement) -> frozenset[str]:
     return _name_tokens(names) if names.strip() else frozenset()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)  # class names repeat across a site's pages
 def _name_tokens(names: str) -> frozenset[str]:
     tokens: set[str] = set()
     for name in names.split():

@@ -290,7 +290,7 @@ def _owner_is_dead(owner: str) -> bool:
 
 def _extraction_pool() -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["crawler.fetches"])
+    context.set_forkserver_preload(["crawler.workers"])
     return ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
 
 
