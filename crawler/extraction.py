@@ -484,6 +484,7 @@ class _PageIndex:
     """
 
     def __init__(self, tree: HtmlElement) -> None:
+        self.root = tree
         self.elements: list[HtmlElement] = []
         self.position: dict[HtmlElement, int] = {}
         self.tokens: dict[HtmlElement, frozenset[str]] = {}
@@ -546,11 +547,12 @@ class _PageIndex:
     def _subtree_end(self, element: HtmlElement) -> int:
         """The position just past ``element``'s last descendant."""
         node: HtmlElement | None = element
-        while node is not None:
+        while node is not None and node is not self.root:
             following = next(node.itersiblings(etree.Element), None)
             if following is not None:
                 return self.position[following]
             node = node.getparent()
+        # Past the root: broken pages can give the root element siblings, not ours to walk.
         return len(self.elements)
 
 

@@ -250,3 +250,22 @@ def test_non_article_raises_with_reason(data: bytes, reason: str) -> None:
 def test_empty_document_raises() -> None:
     with pytest.raises(ExtractionError):
         extract(b"<html><body></body></html>", url="https://www.example.example/leer")
+
+
+def test_second_html_element_after_the_document_is_ignored() -> None:
+    """A page with markup after ``</html>`` parses into sibling root elements; the
+    pre-cleaning walks the first and still drops its boilerplate."""
+    prose = " ".join(["Der Stadtrat hat am Dienstag über den neuen Haushalt beraten."] * 6)
+    page = (
+        "<!DOCTYPE html><html><head><title>Haushalt beschlossen</title></head><body>"
+        '<nav class="menu"><a href="/">Startseite</a><a href="/politik">Politik</a></nav>'
+        f"<article><h1>Haushalt beschlossen</h1><p>{prose}</p><p>{prose}</p>"
+        '<div class="ad-slot">Anzeige</div></article>'
+        '<footer><a href="/impressum">Impressum</a></footer></body></html>'
+        "<html><body><p>Nachgeladener Rest</p></body></html>"
+    )
+    article = extract(page, url="https://www.example.example/haushalt")
+    assert article.title == "Haushalt beschlossen"
+    assert "Der Stadtrat hat am Dienstag" in article.body
+    for clutter in ("Startseite", "Anzeige", "Impressum"):
+        assert clutter not in article.body
