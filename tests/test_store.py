@@ -117,6 +117,9 @@ def test_unknown_event_kind_is_refused(tmp_path):
         store.insert_event(db, 1, "deleted", "t", "s")
 
 
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
 def _old_insert_version(db, **fields):
     # insert_version of schema 4: the whole text in the versions row.
     for key in ("tags", "categories"):
@@ -126,13 +129,12 @@ def _old_insert_version(db, **fields):
     return store._insert(db, "versions", fields)
 
 
-def test_migration_to_paragraph_storage_keeps_every_text_and_the_search(tmp_path, monkeypatch):
-    # A store of schema 4 filled through the real recording path of that schema.
+def _schema_4_store(tmp_path, monkeypatch):
+    """A store of schema 4 filled through the real recording path of that schema."""
     monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:4])
     monkeypatch.setattr(store, "SCHEMA_VERSION", 4)
     monkeypatch.setattr(store, "insert_version", _old_insert_version)
     path, texts = tmp_path / "crawl.db", tmp_path / "articles"
-    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     bodies = [
         "Der Nato-Chef trifft Trump.\n\nStraße gesperrt.",
         "Der Nato-Chef trifft Trump.\n\nStraße wieder offen.\nNeu: ein Absatz.",
@@ -144,13 +146,18 @@ def test_migration_to_paragraph_storage_keeps_every_text_and_the_search(tmp_path
             article = Article(url=url, canonical_url=url, title=f"Titel {url[-1]}", body=body)
             fetch = FetchResult(url=url, final_url=url, status=200, body=body.encode())
             record_pages(
-                db, [CrawledPage(fetch, article)], text_dir=texts, now=now + timedelta(hours=number)
+                db, [CrawledPage(fetch, article)], text_dir=texts, now=T0 + timedelta(hours=number)
             )
     old = db.execute("SELECT * FROM versions ORDER BY id").fetchall()
     assert len(old) == 6 and store.schema_version(db) == 4
     db.close()
     monkeypatch.undo()
+    return path, texts, old
 
+
+def test_migration_to_paragraph_storage_keeps_every_text_and_the_search(tmp_path, monkeypatch):
+    path, texts, old = _schema_4_store(tmp_path, monkeypatch)
+    now = T0
     db = store.open_store(path)
     assert store.schema_version(db) == store.SCHEMA_VERSION
     assert db.execute("SELECT * FROM versions ORDER BY id").fetchall() == old
@@ -174,3 +181,27 @@ def test_migration_to_paragraph_storage_keeps_every_text_and_the_search(tmp_path
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not db.execute("PRAGMA foreign_key_check").fetchall()
     db.execute("INSERT INTO versions_fts (versions_fts) VALUES ('integrity-check')")
+
+
+def test_a_failed_migration_to_paragraph_storage_leaves_schema_4_as_it_was(tmp_path, monkeypatch):
+    path, _, old = _schema_4_store(tmp_path, monkeypatch)
+    calls = []
+
+    def fail_on_the_third(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("disk I/O error (simulated)")
+        return real(*args)
+
+    real = store._paragraph_ids
+    monkeypatch.setattr(store, "_paragraph_ids", fail_on_the_third)
+    with pytest.raises(StoreError, match="simulated"):
+        store.open_store(path)
+    monkeypatch.undo()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("SELECT * FROM versions ORDER BY id").fetchall() == old
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "paragraphs" not in names and "version_rows" not in names
+    db = store.open_store(path)  # and the next open converts it
+    assert db.execute("SELECT * FROM versions ORDER BY id").fetchall() == old

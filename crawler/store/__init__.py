@@ -210,8 +210,8 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     line ids. ``versions`` becomes a view with the same columns (text rebuilt), so every
     reader, Datasette and the FTS index (external content) keep working unchanged.
 
-    Statement by statement (``executescript`` would commit the open transaction first), so
-    the whole conversion is one transaction.
+    All of it (DDL and data) runs in the one transaction :func:`migrate` opened: a failure
+    or a kill part-way leaves the store at schema 4, as it was.
     """
     for statement in (
         "DROP TRIGGER IF EXISTS versions_ai",
