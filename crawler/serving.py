@@ -60,8 +60,8 @@ TABLES: dict[str, dict[str, Any]] = {
         },
     },
     "versions": {
-        "description": "Append-only: every distinct text of every article, with its diff to "
-        "the previous version.",
+        "description": "Every distinct text of every article, with its diff to the previous "
+        "version (a view over version_rows: the text is rebuilt from the article's paragraphs).",
         "label_column": "title",
         "facets": ["change_class", "language"],
         "sort_desc": "fetched_at",
@@ -93,9 +93,29 @@ TABLES: dict[str, dict[str, Any]] = {
             "extractor": "Extraction library and version that produced the text.",
         },
     },
+    "version_rows": {
+        "description": "Append-only rows behind the versions view: the same columns, but the "
+        "text as a list of paragraph ids (each distinct line of an article is stored once). "
+        "Read versions instead.",
+        "hidden": True,
+        "columns": {
+            "paragraphs": "The ids of the text's lines in order, as a JSON list (the first "
+            "line is the title).",
+        },
+    },
+    "paragraphs": {
+        "description": "Every distinct line (title or paragraph) of an article, stored once "
+        "however many versions share it.",
+        "hidden": True,
+        "columns": {
+            "id": "Paragraph id.",
+            "article_id": "The article.",
+            "text": "The line.",
+        },
+    },
     "versions_fts": {
-        "description": "FTS5 full-text index over version titles and texts (kept current by "
-        "triggers); query it with MATCH, rank with bm25().",
+        "description": "FTS5 full-text index over version titles and texts (its content is "
+        "the versions view); query it with MATCH, rank with bm25().",
         "columns": {"title": "Indexed title.", "text": "Indexed text."},
     },
     "events": {

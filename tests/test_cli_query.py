@@ -207,7 +207,11 @@ def test_sql(run, built):
         {"id": 3, "source": "faz"},
     ]
     assert run("sql", "SELECT count(*) AS n FROM versions").stdout == "n\n5\n"
-    for statement in ("DELETE FROM articles", "UPDATE versions SET text = ''", "DROP TABLE events"):
+    for statement in (
+        "DELETE FROM articles",
+        "UPDATE version_rows SET title = ''",
+        "DROP TABLE events",
+    ):
         done = run("sql", statement, ok=False)
         assert done.returncode == 1
         assert done.stderr == (

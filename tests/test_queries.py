@@ -288,3 +288,22 @@ def test_search_ranks_only_the_newest_candidates(db):
     hits = q.search(db, "Trump OR Derby OR Süddeutschland", candidates=1)
     assert [(hit.article_id, hit.version) for hit in hits] == [(2, 3)]
     assert len(q.search(db, "Trump OR Derby OR Süddeutschland")) == 3
+
+
+def test_every_ranked_hit_gets_its_snippet_with_other_matches_between(tmp_path):
+    # Snippets come from one pass over the ranked rows' rowid range: matches in between
+    # that are not among the hits (older versions here) must neither be shown nor drop one.
+    db = store.open_store(tmp_path / "crawl.db")
+    texts = tmp_path / "articles"
+    for number in range(6):
+        url = f"https://www.dwn.example/politik/verkehr-{number}"
+        for edit in range(2):  # version 1 and 2 of each article: prefix matches all
+            body = f"Verkehrsminister Nummer {number} spricht.\nFassung {edit} des Berichts."
+            at = NOW - timedelta(hours=10 - edit - number)
+            record_article(db, *page(url, f"Verkehr {number}", body), text_dir=texts, now=at)
+    hits = q.search(db, "verkehrsmin*", limit=3)
+    assert len(hits) == 3 and all(hit.latest for hit in hits)
+    assert all("**Verkehrsminister**" in hit.snippet for hit in hits)
+    everything = q.search(db, "verkehrsmin*", all_versions=True, limit=50)
+    assert len(everything) == 12
+    assert all("**Verkehrsminister**" in hit.snippet for hit in everything)

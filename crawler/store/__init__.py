@@ -3,8 +3,13 @@
 Tables:
     articles      one row per article (canonical URL), its current state and validators
     article_urls  every URL an article was reached under, for de-duplication
-    versions      append-only: one row per distinct text of an article, with its diff stats
-    versions_fts  FTS5 index over version titles and texts, kept current by triggers
+    versions      a view: one row per distinct text of an article, with its diff stats; the
+                  text is rebuilt from the article's paragraphs (see :data:`VERSION_TEXT`)
+    version_rows  append-only: the rows behind ``versions``, each text as a JSON list of
+                  paragraph ids instead of the text itself
+    paragraphs    every distinct line (title or paragraph) of an article, stored once
+    versions_fts  FTS5 index over version titles and texts (external content: the view),
+                  written by :func:`insert_version`
     events        new, changed, title_changed, removed, restored: what a reader wants to know
     fetches       a log of every download and its outcome, failures included
     runs          one row per crawl of a source: when, outcome, counts
@@ -184,11 +189,105 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     )
 
 
+# The text of a version, rebuilt from its paragraph ids in order (SQLite 3.40 has no ORDER BY
+# inside group_concat; an ordered subquery is aggregated in its order). Readers, Datasette,
+# exports and the FTS index see it as ``versions.text``.
+VERSION_TEXT = """coalesce((SELECT group_concat(t, char(10)) FROM (
+        SELECT p.text AS t FROM json_each(r.paragraphs) AS j
+        CROSS JOIN paragraphs AS p ON p.id = j.value ORDER BY j.key)), '')"""
+_VERSION_COLUMNS = (
+    "id, article_id, number, fetched_at, url, title, author, published, site_name, language, "
+    "description, tags, categories, {text} AS text, words, fingerprint, change_class, "
+    "paragraphs_added, paragraphs_removed, paragraphs_modified, words_added, words_removed, "
+    "diff, extractor"
+)
+FTS_TOKENIZE = "unicode61 remove_diacritics 2"
+
+
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Paragraph storage: versions of one article share most paragraphs, so each distinct
+    line of an article is stored once (``paragraphs``) and a version keeps the list of its
+    line ids. ``versions`` becomes a view with the same columns (text rebuilt), so every
+    reader, Datasette and the FTS index (external content) keep working unchanged.
+
+    All of it (DDL and data) runs in the one transaction :func:`migrate` opened: a failure
+    or a kill part-way leaves the store at schema 4, as it was.
+    """
+    for statement in (
+        "DROP TRIGGER IF EXISTS versions_ai",
+        "DROP TRIGGER IF EXISTS versions_ad",
+        "DROP TRIGGER IF EXISTS versions_au",
+        "DROP TABLE IF EXISTS versions_fts",
+        """CREATE TABLE paragraphs (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX paragraphs_article ON paragraphs (article_id)",
+        "ALTER TABLE versions RENAME TO version_rows",
+        "ALTER TABLE version_rows ADD COLUMN paragraphs TEXT NOT NULL DEFAULT '[]'",
+    ):
+        db.execute(statement)
+    order = db.execute("SELECT id, article_id FROM version_rows ORDER BY article_id, number")
+    article, known = None, dict[str, int]()
+    for version_id, article_id in order.fetchall():
+        if article_id != article:
+            article, known = article_id, {}
+        text = db.execute("SELECT text FROM version_rows WHERE id = ?", [version_id]).fetchone()[0]
+        ids = _paragraph_ids(db, article_id, text, known)
+        db.execute(
+            "UPDATE version_rows SET paragraphs = ? WHERE id = ?", [json.dumps(ids), version_id]
+        )
+    for statement in (
+        "ALTER TABLE version_rows DROP COLUMN text",
+        f"""CREATE VIEW versions AS SELECT {_VERSION_COLUMNS.format(text=VERSION_TEXT)}
+            FROM version_rows AS r""",
+        f"""CREATE VIRTUAL TABLE versions_fts USING fts5 (
+            title, text, content = 'versions', content_rowid = 'id',
+            tokenize = '{FTS_TOKENIZE}'
+        )""",
+        # The crawler only appends versions (insert_version indexes them); these keep the
+        # index right should anyone update or delete a row.
+        """CREATE TRIGGER version_rows_bd BEFORE DELETE ON version_rows BEGIN
+            INSERT INTO versions_fts (versions_fts, rowid, title, text)
+                SELECT 'delete', id, title, text FROM versions WHERE id = old.id;
+        END""",
+        """CREATE TRIGGER version_rows_bu BEFORE UPDATE ON version_rows BEGIN
+            INSERT INTO versions_fts (versions_fts, rowid, title, text)
+                SELECT 'delete', id, title, text FROM versions WHERE id = old.id;
+        END""",
+        """CREATE TRIGGER version_rows_au AFTER UPDATE ON version_rows BEGIN
+            INSERT INTO versions_fts (rowid, title, text)
+                SELECT id, title, text FROM versions WHERE id = new.id;
+        END""",
+        # FTS5's 'rebuild' fails on this view (SQL logic error, SQLite 3.40); this works.
+        "INSERT INTO versions_fts (rowid, title, text) SELECT id, title, text FROM versions",
+    ):
+        db.execute(statement)
+
+
+def _paragraph_ids(
+    db: sqlite_utils.Database, article_id: int, text: str, known: dict[str, int]
+) -> list[int]:
+    """The ids of the lines of ``text``, inserting the lines the article lacks into
+    ``paragraphs``; ``known`` maps the article's stored lines to their ids (updated)."""
+    lines = text.split("\n")
+    new = [line for line in dict.fromkeys(lines) if line not in known]
+    if new:
+        # Writers hold the write lock (BEGIN IMMEDIATE), so the next ids are ours.
+        top = int(db.execute("SELECT coalesce(max(id), 0) FROM paragraphs").fetchone()[0])
+        rows = [(top + offset, article_id, line) for offset, line in enumerate(new, 1)]
+        db.conn.executemany("INSERT INTO paragraphs (id, article_id, text) VALUES (?, ?, ?)", rows)
+        known.update((line, paragraph_id) for paragraph_id, _, line in rows)
+    return [known[line] for line in lines]
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("articles, versions, events, fetches and full-text search", _migration_1),
     ("crawl runs; removal confirmation and listing dates on articles", _migration_2),
     ("next checks of articles, alert deliveries, crawl locks", _migration_3),
     ("the source of every fetch, for extraction health per source", _migration_4),
+    ("paragraph storage: each distinct line of an article once, versions as a view", _migration_5),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -431,12 +530,26 @@ def add_article_urls(db: sqlite_utils.Database, article_id: int, urls: tuple[str
 
 
 def insert_version(db: sqlite_utils.Database, **fields: Any) -> int:
-    """Append a ``versions`` row (lists and dicts stored as JSON); return its id."""
+    """Append a version (lists and dicts stored as JSON); return its id.
+
+    The text's lines go to ``paragraphs`` unless the article already has them; the row
+    keeps their ids (see :func:`_migration_5`). The text is indexed for search here (the
+    index's content is the ``versions`` view; triggers keep it current on updates and
+    deletes, which the crawler never does).
+    """
     for key in ("tags", "categories"):
         fields[key] = json.dumps(list(fields.get(key) or ()), ensure_ascii=False)
     if fields.get("diff") is not None:
         fields["diff"] = json.dumps(fields["diff"], ensure_ascii=False)
-    return _insert(db, "versions", fields)
+    article_id, text = fields["article_id"], fields.pop("text")
+    known = dict(db.execute("SELECT text, id FROM paragraphs WHERE article_id = ?", [article_id]))
+    ids = _paragraph_ids(db, article_id, text, known)
+    version_id = _insert(db, "version_rows", {**fields, "paragraphs": json.dumps(ids)})
+    db.execute(
+        "INSERT INTO versions_fts (rowid, title, text) VALUES (?, ?, ?)",
+        [version_id, fields["title"], text],
+    )
+    return version_id
 
 
 def insert_event(
@@ -493,6 +606,7 @@ def count_rows(db: sqlite_utils.Database, table: str) -> int:
         "articles",
         "article_urls",
         "versions",
+        "paragraphs",
         "events",
         "fetches",
         "runs",
