@@ -167,7 +167,7 @@ class SourceSpider(scrapy.Spider):
         """Note a feed or sitemap that could not be fetched (robots.txt refusals aside)."""
         request = getattr(failure, "request", None)
         result = result_from_failure(failure)
-        if result.failure == "robots":
+        if result.failure == "robots_denied":
             self.skipped_robots += 1
             return
         where = request.url if request is not None else "?"
