@@ -22,6 +22,7 @@ FAILURE_OUTCOMES = frozenset(
         "robots_unreachable",
         "private_address",
         "url_too_long",
+        "redirect_loop",
         "data_loss",
         "unsupported_scheme",
         "error",

@@ -100,6 +100,8 @@ def result_from_failure(failure: Failure) -> FetchResult:
     else:
         if isinstance(error, IgnoreRequest):
             message = str(error)
-            if "DOWNLOAD_MAXSIZE" in message:
+            if "max redirections" in message:  # REDIRECT_MAX_TIMES, meta refreshes included
+                outcome, reason = "redirect_loop", "more than 5 redirects (a loop?)"
+            elif "DOWNLOAD_MAXSIZE" in message:
                 outcome, reason = "too_large", "the page is larger than the size limit"
     return FetchResult(url=url, final_url=final_url, failure=outcome, reason=reason)
