@@ -44,6 +44,7 @@ def query(store: Path, sql: str) -> list[tuple]:
 
 
 def crawl(tmp_path: Path, body: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     sources = tmp_path / "sources.toml"
     sources.write_text(body, "utf-8")
     done = run_cli("crawl", "--sources", sources, "--json", *args, store=tmp_path / "crawl.db")
@@ -130,7 +131,10 @@ def test_hostile_feed_entries(news, tmp_path):
     )
     news.write("/feed.xml", feed)
     done, summary = crawl(
-        tmp_path, f'[[source]]\nname = "feed"\ntype = "feed"\nurl = "{news.url("/feed.xml")}"\n'
+        tmp_path,
+        f'[[source]]\nname = "feed"\ntype = "feed"\nurl = "{news.url("/feed.xml")}"\n',
+        "--resolve",
+        "news.example:",  # never a real DNS lookup
     )
     store = tmp_path / "crawl.db"
     assert news.hits["/canary.dtd"] == 0
@@ -141,6 +145,39 @@ def test_hostile_feed_entries(news, tmp_path):
     )
     assert "root:" not in stored and "javascript:" not in stored and "data:text" not in stored
     assert "9999" not in stored  # the absurd date was dropped, not kept as a listing date
+
+
+def test_sitemap_entities_are_never_expanded_or_fetched(news, tmp_path):
+    """B2: XXE (file and network) and an entity bomb in a sitemap, plain and gzipped."""
+    import gzip
+
+    publish(news, [Entry(GERMAN[0])])
+    good = news.url(Entry(GERMAN[0]).path)
+    bomb = '<!ENTITY a "lollollollol">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8)
+    )
+    xml = (
+        '<?xml version="1.0"?>\n'
+        '<!DOCTYPE urlset [<!ENTITY xxe SYSTEM "file:///etc/passwd">'
+        f'<!ENTITY ext SYSTEM "{news.url("/canary.dtd")}">{bomb}]>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{good}</loc></url>"
+        "<url><loc>http://news.example/&xxe;</loc></url>"
+        "<url><loc>http://news.example/&ext;&i;</loc></url></urlset>"
+    )
+    news.write("/evil.xml", xml)
+    news.write("/evil.xml.gz", gzip.compress(xml.encode()))
+    for name in ("evil.xml", "evil.xml.gz"):
+        done, summary = crawl(
+            tmp_path / name,
+            f'[[source]]\nname = "s"\ntype = "sitemap"\nurl = "{news.url(name)}"\n',
+            "--resolve",
+            "news.example:",  # never a real DNS lookup
+        )
+        stored = json.dumps(query(tmp_path / name / "crawl.db", "SELECT * FROM fetches"))
+        assert "root:" not in stored and "lollol" not in stored, name
+        assert summary["totals"]["new"] == 1, (name, done.stderr)
+    assert news.hits["/canary.dtd"] == 0
 
 
 def test_plausible_dates():
