@@ -215,3 +215,23 @@ def test_a_source_on_loopback_fails_with_the_way_to_allow_it(news, tmp_path):
     assert "--allow-private-addresses" in done.stderr
     assert "Traceback" not in done.stderr
     assert sum(news.hits.values()) == 0
+
+
+@pytest.mark.slow
+def test_the_scheduler_passes_the_flag_and_the_overrides_to_its_crawls(news, tmp_path):
+    publish(news, [Entry(slug) for slug in GERMAN[:2]])
+    feed = f"http://news.example:{news.port}/feed.xml"  # the feed's links point to 127.0.0.1
+    sources = write_sources(
+        tmp_path / "sources.toml",
+        f'[[source]]\nname = "feed"\ntype = "feed"\nurl = "{feed}"\n'
+        'schedule = { every = "1h" }\n',
+    )
+    store = tmp_path / "crawl.db"
+    done = run_cli(
+        "schedule", "--sources", sources, "--for", "12", "--allow-private-addresses",
+        "--resolve", "news.example:127.0.0.1", store=store, allow_private_addresses=None,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert count(store, "SELECT count(*) FROM articles") == 2, fetch_rows(store)
+    assert count(store, "SELECT count(*) FROM fetches WHERE outcome = 'private_address'") == 0
