@@ -232,8 +232,11 @@ def test_a_name_that_stops_resolving_is_dns_error_never_removal(news, tmp_path):
         (Reply(404, b"Disallow: /", {"Content-Type": "text/html"}), "new"),
         (Reply(200, b"User-agent: *\nDisallow: /artikel/\n", {}), "robots_denied"),
         (
-            Reply(200, b"User-agent: *\nAllow: /\n" + b"#" * (2 * 1024 * 1024), {}),
-            "new",  # read up to 500 KiB, the rest ignored
+            # Rules past the first 500 KiB are never read: the Disallow does not apply.
+            Reply(
+                200, b"User-agent: *\nAllow: /\n" + b"#x\n" * 700_000 + b"Disallow: /artikel/\n", {}
+            ),
+            "new",
         ),
     ],
     ids=["503", "429", "404", "disallow", "2MiB"],
