@@ -61,6 +61,7 @@ class SchedulerSettings:
     revisit_every: timedelta = REVISIT_EVERY
     check_config_every: float = 5.0
     crawl_command: Sequence[str] = field(default_factory=lambda: [sys.executable, "-m", "crawler"])
+    crawl_options: Sequence[str] = ()  # passed on to every crawl (--allow-private-addresses)
 
 
 class CrawlLauncher:
@@ -89,6 +90,7 @@ class CrawlLauncher:
         ]
         if revisit_only:
             command.append("--revisit-only")
+        command += self.settings.crawl_options
         self.logs.mkdir(parents=True, exist_ok=True)
         kind = "revisit" if revisit_only else "crawl"
         with open(self.logs / f"{source}.log", "ab") as output:

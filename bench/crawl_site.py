@@ -460,6 +460,7 @@ def sources_toml(sitemap_url: str, concurrency: int, budget: int) -> str:
     """A sources file with one sitemap source whose ``budget`` articles are due on every
     crawl (the revisit budget caps revisits per host and crawl)."""
     return (
+        '[crawler]\nallow_private_addresses = ["127.0.0.0/8"]  # nginx on 127.0.0.1\n\n'
         "[[source]]\n"
         'name = "bench"\n'
         'type = "sitemap"\n'

@@ -24,6 +24,7 @@ import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 
+from crawler.addresses import parse_policy
 from crawler.settings import load_config, scrapy_settings
 
 
@@ -78,7 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     urls = args.urls.read_text().split()
     # The crawler's own Scrapy baseline (robots.txt, timeouts, size limits), same concurrency.
-    settings = scrapy_settings(load_config())
+    # nginx runs on 127.0.0.1, which the address guard refuses unless allowed.
+    settings = scrapy_settings(
+        load_config({"allow_private_addresses": parse_policy("127.0.0.0/8")})
+    )
     settings.update(
         CONCURRENT_REQUESTS=args.concurrency,
         CONCURRENT_REQUESTS_PER_DOMAIN=args.concurrency,

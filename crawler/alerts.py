@@ -7,6 +7,8 @@ carries ``event_id`` so a receiver can drop duplicates. Per event and run:
     timeout, connection       retried in the run with backoff 0.5 s x 2^n (at most 8 s,
     error, 408, 429, 5xx      or Retry-After up to 8 s); still failing: ``pending``
     other 4xx, 3xx            ``failed`` at once (redirects are not followed)
+    refused address           ``failed`` at once: the webhook's host is, or resolves to,
+                              an address ``allow_private_addresses`` does not allow
     filtered out              ``filtered`` (done; never sent)
 
 ``pending`` and ``failed`` events stay due and are tried again by every later run
@@ -20,24 +22,27 @@ from __future__ import annotations
 
 import html
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import re
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from crawler import __version__
+from crawler.addresses import NOTHING, AddressPolicy, parse_host
 from crawler.changes import Diff, word_diff
 from crawler.recording import timestamp
 from crawler.sources import AlertFilter, AlertSettings
@@ -231,11 +236,15 @@ def deliver_alerts(
     limit: int = DEFAULT_LIMIT,
     budget: float = DEFAULT_BUDGET,
     user_agent: str = USER_AGENT,
+    policy: AddressPolicy = NOTHING,
+    resolve: Mapping[str, str | None] | None = None,
 ) -> DeliveryReport:
     """POST every due event (oldest first, at most ``limit``) to ``settings.webhook``.
 
-    ``filters`` maps source names to their filter (default: everything). Returns a report;
-    webhook failures are recorded in ``deliveries`` and never raised. Raises StoreError.
+    ``filters`` maps source names to their filter (default: everything). The webhook's
+    address must pass ``policy`` (the crawler's ``allow_private_addresses``), looked up
+    through ``resolve`` overrides first. Returns a report; webhook failures are recorded
+    in ``deliveries`` and never raised. Raises StoreError.
     """
     if not settings.webhook:
         return DeliveryReport()
@@ -246,7 +255,8 @@ def deliver_alerts(
     unwanted = [event.event_id for event in due if event.event_id not in chosen]
     alert_store.record_filtered(db, unwanted, WEBHOOK_TARGET, at)
     deadline = time.monotonic() + budget
-    sender = _Sender(post or post_json, settings, user_agent, deadline)
+    poster = post or partial(post_json, policy=policy, resolve=resolve)
+    sender = _Sender(poster, settings, user_agent, deadline)
     tally = _send_events(db, sender, wanted, at)
     report = tally.report(filtered=len(unwanted), deferred=len(wanted) - tally.events)
     log.log(logging.INFO if report.ok else logging.WARNING, "%s", report.describe())
@@ -326,6 +336,8 @@ class _Sender:
             attempt += 1
             try:
                 answer = self.post(url, body, headers, timeout)
+            except WebhookRefused as exc:  # retrying cannot help; allowing it can
+                return _Outcome("failed", attempt, str(exc))
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 error, retry_after = describe_error(exc), None
                 continue
@@ -358,27 +370,88 @@ def _status_error(status: int) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """A network error as one line, e.g. ``ConnectionRefusedError: [Errno 111] …``."""
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    named = reason if isinstance(reason, BaseException) else exc
-    return f"{type(named).__name__}: {reason}"
+    return f"{type(exc).__name__}: {exc}"
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the 3xx then surfaces as an HTTPError with its status
+class WebhookRefused(Exception):
+    """The webhook's host is, or resolves to, an address the address policy refuses."""
 
 
-def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
-    """POST ``body`` with the standard library: no redirects, no proxies, ``timeout`` per
-    socket operation. Returns the status; raises OSError when no answer arrived."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+def webhook_address(
+    host: str, port: int, policy: AddressPolicy, resolve: Mapping[str, str | None] | None = None
+) -> str:
+    """The address to connect to for a webhook host: a literal, an override from
+    ``resolve``, else the first DNS answer; every answer must pass ``policy``.
+
+    Raises WebhookRefused naming the address and how to allow it, OSError on lookup failure.
+    """
+    literal = parse_host(host)
+    if literal is not None:
+        answers = [literal]
+    else:
+        name = host.lower().rstrip(".")
+        if resolve and name in resolve:
+            if resolve[name] is None:
+                raise OSError(f"{host}: resolves to nothing (a resolve override)")
+            answers = [ipaddress.ip_address(resolve[name] or "")]
+        else:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            answers = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in answers:  # any refused answer refuses the host (no rebinding games)
+        reason = policy.refusal(address, None if literal is not None else host)
+        if reason is not None:
+            raise WebhookRefused(f"webhook {reason}")
+    return str(answers[0])
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that passed the policy, whatever DNS says by now."""
+
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post_json(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    policy: AddressPolicy = NOTHING,
+    resolve: Mapping[str, str | None] | None = None,
+) -> Answer:
+    """POST ``body`` to ``url`` directly (no proxies), to an address ``policy`` allows,
+    never following a redirect, ``timeout`` per socket operation. Returns the status;
+    raises WebhookRefused, or OSError/HTTPException when no answer arrived."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    host = parts.hostname or ""
+    address = webhook_address(host, port, policy, resolve)
+    kind = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
+    connection = kind(host, port, address, timeout)
     try:
-        with opener.open(request, timeout=timeout) as response:
-            return Answer(response.status)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return Answer(exc.code, _retry_after(exc.headers.get("Retry-After")))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("POST", target, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        response.read()
+        return Answer(response.status, _retry_after(response.getheader("Retry-After")))
+    finally:
+        connection.close()
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -528,18 +601,30 @@ def publish_alerts(
     atom_path: Path,
     now: datetime,
     user_agent: str = USER_AGENT,
+    policy: AddressPolicy = NOTHING,
+    resolve: Mapping[str, str | None] | None = None,
+    owner_is_dead: Callable[[str], bool] = lambda _owner: False,
 ) -> DeliveryReport | None:
     """After a crawl: deliver due events to the webhook (if one is set) and rewrite the
-    Atom feed. Holds the store's ``alerts`` lock so two crawls never send an event twice;
-    returns None when another process is publishing right now."""
+    Atom feed. Holds the store's ``alerts`` lock so two crawls never send an event twice
+    (a lock whose owner ``owner_is_dead``, killed mid-delivery, is taken over); returns
+    None when another process is publishing right now."""
     owner = f"{socket.gethostname()}:{os.getpid()}"
     expires = timestamp(now + timedelta(seconds=DEFAULT_BUDGET * 2))
-    if not acquire_lock(db, "alerts", owner, timestamp(now), expires):
+    if not acquire_lock(db, "alerts", owner, timestamp(now), expires, owner_is_dead):
         return None
     try:
         report = None
         if settings.webhook:
-            report = deliver_alerts(db, settings, filters, now=now, user_agent=user_agent)
+            report = deliver_alerts(
+                db,
+                settings,
+                filters,
+                now=now,
+                user_agent=user_agent,
+                policy=policy,
+                resolve=resolve,
+            )
         write_atom_feed(db, atom_path, now=now, filters=filters)
         return report
     finally:

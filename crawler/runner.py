@@ -404,6 +404,8 @@ def _source_run(
         ("too_old", "skipped_old"),
         ("robots", "skipped_robots"),
         ("broken_links", "broken_links"),
+        ("over_cap", "skipped_over_cap"),  # feed entries, sitemap URLs past the caps
+        ("bad_links", "skipped_bad_links"),  # javascript:, data:, file: links in feeds
     ):
         if getattr(spider, attribute, 0):
             counts[name] = getattr(spider, attribute)

@@ -1,7 +1,7 @@
 """Every setting of the crawler, once, with its default and help; and the Scrapy baseline.
 
-Precedence, lowest first: the defaults in :data:`SETTINGS` < ``sources.toml`` (per source,
-later) < environment variables ``CRAWLER_<NAME>`` < command-line flags.
+Precedence, lowest first: the defaults in :data:`SETTINGS` < the ``[crawler]`` table of
+``sources.toml`` < environment variables ``CRAWLER_<NAME>`` < command-line flags.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from crawler import __version__
+from crawler.addresses import NOTHING, AddressPolicy, parse_policy, parse_resolve
 from crawler.errors import ConfigError
 from crawler.sources import Source
+from crawler.urls import MAX_URL_LENGTH
 
 DEFAULT_STORE = Path("data") / "crawl.db"
 
@@ -25,7 +27,7 @@ class Setting:
 
     name: str
     default: Any
-    convert: Callable[[str], Any]
+    convert: Callable[[Any], Any]  # from a string (environment) or a TOML value
     help: str
 
 
@@ -36,6 +38,14 @@ def _flag(value: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _resolve(value: Any) -> tuple[tuple[str, str | None], ...]:
+    if isinstance(value, Mapping):  # sources.toml: resolve = { "news.example" = "127.0.0.1" }
+        if not all(isinstance(v, str) for v in value.values()):
+            raise ValueError('expected host = "address" pairs')
+        value = [f"{host}:{address}" for host, address in value.items()]
+    return tuple(sorted(parse_resolve(value).items()))
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -54,6 +64,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("concurrency", 16, int, "Parallel downloads in total."),
     Setting("concurrency_per_domain", 8, int, "Parallel downloads per domain."),
     Setting("delay", 0.0, float, "Seconds between two downloads from one domain."),
+    Setting(
+        "allow_private_addresses",
+        NOTHING,
+        parse_policy,
+        "Contact loopback, private, link-local and other non-public addresses: true, or "
+        "a comma list of networks (10.0.0.0/8). Off by default (SSRF guard).",
+    ),
+    Setting(
+        "resolve",
+        (),
+        _resolve,
+        "Host name overrides like curl's --resolve: HOST:ADDRESS, comma-separated; "
+        "HOST: makes the name fail to resolve.",
+    ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -72,6 +96,8 @@ class Config:
     concurrency: int
     concurrency_per_domain: int
     delay: float
+    allow_private_addresses: AddressPolicy = NOTHING
+    resolve: tuple[tuple[str, str | None], ...] = ()
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -91,16 +117,66 @@ class Config:
         return self.user_agent or f"newsmonitor-crawler/{__version__} (+{self.contact_url})"
 
 
+def file_settings(table: Any, origin: str = "sources.toml") -> dict[str, Any]:
+    """Validate the ``[crawler]`` table of a sources file into setting values.
+
+    TOML values keep their types (``timeout = 5``, ``allow_private_addresses = true`` or
+    a list of networks, ``resolve = { "news.example" = "127.0.0.1" }``); strings are read
+    like environment values. Raises :class:`ConfigError` naming the file and the field.
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{origin}: crawler must be a table ([crawler])")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f'{origin}: [crawler]: field "{key}"'
+        setting = _BY_NAME.get(key)
+        if setting is None:
+            raise ConfigError(f"{where}: unknown setting (known: {', '.join(_BY_NAME)})")
+        try:
+            values[key] = _from_toml(setting, value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return values
+
+
+def _from_toml(setting: Setting, value: Any) -> Any:
+    if isinstance(value, str):
+        return setting.convert(value)
+    default = setting.default
+    if setting.name in ("allow_private_addresses", "resolve") and isinstance(
+        value, bool | list | dict
+    ):
+        return setting.convert(value)
+    if isinstance(default, bool) and isinstance(value, bool):
+        return value
+    numbers = (int, float)
+    if type(default) in numbers and type(value) in numbers:  # bool is no number here
+        return type(default)(value)
+    raise ValueError(f"bad value {value!r}")
+
+
+def convert_setting(name: str, value: Any, where: str) -> Any:
+    """``value`` converted by the setting ``name``; ConfigError naming ``where`` if bad."""
+    try:
+        return _BY_NAME[name].convert(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def load_config(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    file_values: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Build the effective :class:`Config`: defaults < environment < ``overrides``.
+    """Build the effective :class:`Config`: defaults < ``file_values`` (the ``[crawler]``
+    table of sources.toml, see :func:`file_settings`) < environment < ``overrides``.
 
     ``overrides`` holds command-line values; ``None`` values are ignored.
     Raises :class:`ConfigError` naming a bad value.
     """
     env = os.environ if environ is None else environ
     values = {setting.name: setting.default for setting in SETTINGS}
+    values.update(file_values or {})
     for setting in SETTINGS:
         raw = env.get(f"CRAWLER_{setting.name.upper()}")
         if raw is not None:
@@ -115,6 +191,15 @@ def load_config(
             values[name] = value
     known = {f.name for f in fields(Config)}
     return Config(**{name: value for name, value in values.items() if name in known})
+
+
+# Downloader middlewares of every crawl and fetch. The address guard sits after every
+# middleware that may answer a request itself, and sees download errors first.
+BASE_MIDDLEWARES: dict[str, int | None] = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.RobotsTxtMiddleware": 100,
+    "crawler.middlewares.AddressGuardMiddleware": 960,
+}
 
 
 def scrapy_settings(config: Config) -> dict[str, Any]:
@@ -133,7 +218,14 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "DOWNLOAD_TIMEOUT": config.timeout,
         "DNS_TIMEOUT": min(config.timeout, 10.0),
         "DOWNLOAD_DELAY": config.delay,
-        "REDIRECT_MAX_TIMES": 5,
+        "REDIRECT_MAX_TIMES": 5,  # HTTP redirects and meta refreshes together
+        "URLLENGTH_LIMIT": MAX_URL_LENGTH,
+        # The SSRF guard: literal addresses are checked per request (every redirect hop
+        # and discovered link), host names by the resolver right before connecting.
+        "ADDRESS_POLICY": config.allow_private_addresses,
+        "RESOLVE": dict(config.resolve),
+        "TWISTED_DNS_RESOLVER": "crawler.resolver.GuardedResolver",
+        "DOWNLOADER_MIDDLEWARES": dict(BASE_MIDDLEWARES),
         "RETRY_ENABLED": config.retries > 0,
         "RETRY_TIMES": config.retries,
         "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
@@ -164,6 +256,7 @@ def source_settings(config: Config, source: Source) -> dict[str, Any]:
                 "crawler.pipelines.RecordPipeline": 200,
             },
             "DOWNLOADER_MIDDLEWARES": {
+                **BASE_MIDDLEWARES,
                 "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
                 "crawler.middlewares.BackoffRetryMiddleware": 550,
             },

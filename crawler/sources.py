@@ -162,10 +162,12 @@ _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
 
 @dataclass(frozen=True)
 class SourcesFile:
-    """Everything in a sources file: the sources and the alert settings."""
+    """Everything in a sources file: the sources, the alert settings and the crawler
+    settings of its ``[crawler]`` table (validated values, see ``crawler.settings``)."""
 
     sources: list[Source]
     alerts: AlertSettings
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def load_sources(path: str | Path) -> list[Source]:
@@ -186,7 +188,13 @@ def read_sources_file(path: str | Path) -> SourcesFile:
         raise ConfigError(f"{path}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-    return SourcesFile(parse_sources(raw, str(path)), parse_alerts(raw, str(path)))
+    from crawler.settings import file_settings  # settings imports this module
+
+    return SourcesFile(
+        parse_sources(raw, str(path)),
+        parse_alerts(raw, str(path)),
+        file_settings(raw.get("crawler", {}), str(path)),
+    )
 
 
 def parse_alerts(raw: Mapping[str, Any], origin: str = "sources.toml") -> AlertSettings:
@@ -215,7 +223,7 @@ def parse_alerts(raw: Mapping[str, Any], origin: str = "sources.toml") -> AlertS
 
 def parse_sources(raw: Mapping[str, Any], origin: str = "sources.toml") -> list[Source]:
     """Validate the parsed TOML of a sources file into Source values."""
-    unknown = set(raw) - {"source", "alerts"}
+    unknown = set(raw) - {"source", "alerts", "crawler"}
     if unknown:
         raise ConfigError(f"{origin}: unknown top-level key {sorted(unknown)[0]!r}")
     tables = raw.get("source", [])

@@ -136,6 +136,10 @@ class SourceSpider(scrapy.Spider):
             callback=self.parse_article,
             errback=self.article_failed,
             headers=headers,
+            # Deduplicated by canonical URL above; Scrapy's duplicate filter would drop a
+            # redirect back to a URL already seen (A -> B -> A) without any errback, so
+            # the fetch would vanish unrecorded. Loops end at REDIRECT_MAX_TIMES instead.
+            dont_filter=True,
             meta={
                 "origin_url": url,
                 "started": time.monotonic(),
@@ -167,7 +171,7 @@ class SourceSpider(scrapy.Spider):
         """Note a feed or sitemap that could not be fetched (robots.txt refusals aside)."""
         request = getattr(failure, "request", None)
         result = result_from_failure(failure)
-        if result.failure == "robots":
+        if result.failure == "robots_denied":
             self.skipped_robots += 1
             return
         where = request.url if request is not None else "?"

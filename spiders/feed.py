@@ -13,6 +13,9 @@ import scrapy
 from scrapy.http import Response
 
 from spiders.base import SourceSpider
+from spiders.sitemap import is_web_link, plausible_date
+
+MAX_FEED_ENTRIES = 5_000  # per feed and run; the rest is skipped and counted
 
 # An internal DTD subset is where entity bombs and external entities live; real feeds
 # never need one, so it is cut before parsing.
@@ -25,6 +28,8 @@ class FeedSpider(SourceSpider):
     name = "feed"
 
     def discovery_requests(self) -> Iterable[scrapy.Request]:
+        self.skipped_over_cap = 0
+        self.skipped_bad_links = 0
         for url in self.source.urls:
             yield scrapy.Request(url, callback=self.parse_feed, errback=self.discovery_failed)
 
@@ -35,11 +40,17 @@ class FeedSpider(SourceSpider):
             problem = parsed.get("bozo_exception") or "no entries"
             self.discovery_errors.append(f"{response.url}: not a usable feed ({problem})")
             return
-        for entry in parsed.entries:
+        self.skipped_over_cap += max(0, len(parsed.entries) - MAX_FEED_ENTRIES)
+        for entry in parsed.entries[:MAX_FEED_ENTRIES]:
             link = entry.get("link") or _link_from_guid(entry)
             if not link:
                 continue
-            request = self.article_request(response.urljoin(link), listed=entry_date(entry))
+            url = response.urljoin(link)
+            if not is_web_link(url):
+                self.skipped_bad_links += 1  # javascript:, data:, file: … never enqueued
+                continue
+            listed = plausible_date(entry_date(entry), self.now)
+            request = self.article_request(url, listed=listed)
             if request is not None:
                 yield request
 

@@ -21,13 +21,14 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.fetches import FetchResult
+from crawler.middlewares import RefusedRequest
 
 # Scrapy failure types and what we record for them; order matters (first match wins).
 _FAILURES: tuple[tuple[type[BaseException], str, str], ...] = (
     (DownloadTimeoutError, "timeout", "the server did not answer in time"),
     (DownloadCancelledError, "too_large", "the page is larger than the download size limit"),
     (DownloadConnectionRefusedError, "connection", "the connection was refused"),
-    (CannotResolveHostError, "dns", "the host name could not be resolved"),
+    (CannotResolveHostError, "dns_error", "the host name could not be resolved"),
     (ResponseDataLossError, "data_loss", "the response was cut short"),
     (UnsupportedURLSchemeError, "unsupported_scheme", "only http and https URLs are fetched"),
 )
@@ -90,6 +91,8 @@ def result_from_failure(failure: Failure) -> FetchResult:
     url = request.meta.get("origin_url", request.url) if request is not None else ""
     final_url = request.url if request is not None else url
     outcome, reason = "error", str(error) or type(error).__name__
+    if isinstance(error, RefusedRequest):  # the address guard, URL checks, robots.txt
+        return FetchResult(url=url, final_url=final_url, failure=error.outcome, reason=reason)
     for kind, name, text in _FAILURES:
         if isinstance(error, kind):
             outcome, reason = name, text
@@ -97,8 +100,8 @@ def result_from_failure(failure: Failure) -> FetchResult:
     else:
         if isinstance(error, IgnoreRequest):
             message = str(error)
-            if "robots.txt" in message:
-                outcome, reason = "robots", "robots.txt forbids fetching this URL"
+            if "max redirections" in message:  # REDIRECT_MAX_TIMES, meta refreshes included
+                outcome, reason = "redirect_loop", "more than 5 redirects (a loop?)"
             elif "DOWNLOAD_MAXSIZE" in message:
                 outcome, reason = "too_large", "the page is larger than the size limit"
     return FetchResult(url=url, final_url=final_url, failure=outcome, reason=reason)

@@ -380,8 +380,14 @@ CRAWLER = Path(sys.executable).parent / "crawler"
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
 
 
-def cli_env(home: Path) -> dict[str, str]:
-    """The environment for a CLI run: a fresh HOME under ``home``, no proxies, no_proxy=*."""
+# The test servers listen on 127.0.0.1, which the SSRF guard refuses by default: CLI runs
+# allow loopback explicitly, so the guard still refuses 10.x, 169.254.x and the rest.
+ALLOW_LOOPBACK = "127.0.0.0/8"
+
+
+def cli_env(home: Path, allow_private_addresses: str | None = ALLOW_LOOPBACK) -> dict[str, str]:
+    """The environment for a CLI run: a fresh HOME under ``home``, no proxies, no_proxy=*,
+    and ``CRAWLER_ALLOW_PRIVATE_ADDRESSES`` (loopback; None leaves the variable unset)."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -402,6 +408,8 @@ def cli_env(home: Path) -> dict[str, str]:
         PYTHONIOENCODING="utf-8",
         LC_ALL="C.UTF-8",
     )
+    if allow_private_addresses is not None:
+        env["CRAWLER_ALLOW_PRIVATE_ADDRESSES"] = allow_private_addresses
     return env
 
 
@@ -419,11 +427,13 @@ def run_cli(
     home: Path | None = None,
     input: str | bytes | None = None,  # noqa: A002 (subprocess's name)
     timeout: float = 60,
+    allow_private_addresses: str | None = ALLOW_LOOPBACK,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``crawler *args`` (plus ``--store store`` if given) and return its output as text.
 
     ``home`` becomes HOME and the working directory (default: beside the store, else a
     fresh temporary directory), so a run never writes into the repository.
+    ``allow_private_addresses`` is passed to :func:`cli_env`.
     """
     if home is None:
         base = Path(store).parent if store is not None else Path(tempfile.mkdtemp())
@@ -436,7 +446,7 @@ def run_cli(
         text=True,
         encoding="utf-8",
         errors="replace",
-        env=cli_env(Path(home)),
+        env=cli_env(Path(home), allow_private_addresses),
         cwd=home,
         timeout=timeout,
         check=False,

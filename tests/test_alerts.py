@@ -17,6 +17,7 @@ import feedparser
 import pytest
 
 from crawler import store
+from crawler.addresses import parse_policy
 from crawler.alerts import (
     WEBHOOK_TARGET,
     alert_matches,
@@ -50,6 +51,12 @@ ADDED = (
     "und die Ostflanke mit zusätzlichen Brigaden stärken, sagte ein Sprecher <b>wörtlich</b>."
 )
 WEBHOOK_EVENTS_AT_START = 4  # new, new, changed (major), removed
+LOOPBACK = parse_policy("127.0.0.0/8")  # the receivers run on 127.0.0.1
+
+
+def deliver(*args: Any, **kwargs: Any) -> Any:
+    """``deliver_alerts`` with loopback allowed (the address guard refuses it by default)."""
+    return deliver_alerts(*args, policy=LOOPBACK, **kwargs)
 
 
 # --- A webhook receiver ---------------------------------------------------------------
@@ -201,7 +208,7 @@ NOW = T0 + timedelta(hours=8)
 
 
 def test_new_changed_and_removed_events_are_posted_once_each(db, receiver):
-    report = deliver_alerts(db, hook(receiver.url), {}, now=NOW)
+    report = deliver(db, hook(receiver.url), {}, now=NOW)
 
     assert (report.delivered, report.attempts, report.ok) == (4, 4, True)
     assert [body["kind"] for body in receiver.acknowledged] == ["new", "new", "changed", "removed"]
@@ -242,13 +249,13 @@ def test_new_changed_and_removed_events_are_posted_once_each(db, receiver):
         (4, "delivered", 1),
     ]
 
-    again = deliver_alerts(db, hook(receiver.url), {}, now=NOW + timedelta(minutes=15))
+    again = deliver(db, hook(receiver.url), {}, now=NOW + timedelta(minutes=15))
     assert (again.delivered, again.attempts, len(receiver.received)) == (0, 0, 4)
 
 
 def test_a_500_is_retried_and_delivered_exactly_once(db, receiver):
     receiver.script.extend([500])
-    report = deliver_alerts(db, hook(receiver.url), {}, now=NOW, limit=1)
+    report = deliver(db, hook(receiver.url), {}, now=NOW, limit=1)
 
     assert (report.delivered, report.attempts) == (1, 2)
     assert statuses(db) == [(1, "delivered", 2)]
@@ -260,7 +267,7 @@ def test_a_receiver_that_is_down_loses_nothing(db, tmp_path):
     port = free_port()
     settings = hook(f"http://127.0.0.1:{port}/hook", retries=1)
     started = time.monotonic()
-    report = deliver_alerts(db, settings, {}, now=NOW)
+    report = deliver(db, settings, {}, now=NOW)
 
     assert time.monotonic() - started < 5
     assert (report.delivered, report.pending, report.deferred) == (0, 1, 3)
@@ -270,7 +277,7 @@ def test_a_receiver_that_is_down_loses_nothing(db, tmp_path):
 
     up = Receiver(port)
     try:
-        later = deliver_alerts(db, settings, {}, now=NOW + timedelta(minutes=15))
+        later = deliver(db, settings, {}, now=NOW + timedelta(minutes=15))
     finally:
         up.stop()
     assert (later.delivered, later.ok) == (4, True)
@@ -282,7 +289,7 @@ def test_a_receiver_that_is_down_loses_nothing(db, tmp_path):
 def test_a_slow_receiver_times_out_in_bounded_time(db, receiver):
     receiver.script.extend(["hang", "hang"])
     started = time.monotonic()
-    report = deliver_alerts(db, hook(receiver.url, timeout=0.3, retries=1), {}, now=NOW)
+    report = deliver(db, hook(receiver.url, timeout=0.3, retries=1), {}, now=NOW)
 
     assert time.monotonic() - started < 5  # 2 x 0.3 s timeouts + 0.5 s backoff
     assert (report.pending, report.deferred) == (1, 3)
@@ -294,34 +301,34 @@ def test_a_slow_receiver_times_out_in_bounded_time(db, receiver):
 
 def test_a_rejected_event_is_failed_logged_and_tried_again_later(db, receiver, caplog):
     receiver.script.extend([400])
-    report = deliver_alerts(db, hook(receiver.url), {}, now=NOW)
+    report = deliver(db, hook(receiver.url), {}, now=NOW)
 
     assert (report.failed, report.delivered, report.attempts) == (1, 3, 4)
     assert statuses(db)[0] == (1, "failed", 1)  # a 4xx is not retried within the run
     assert deliveries(db, WEBHOOK_TARGET)[0].last_error == "HTTP 400"
     assert "event 1" in caplog.text and "HTTP 400" in caplog.text
 
-    later = deliver_alerts(db, hook(receiver.url), {}, now=NOW + timedelta(minutes=15))
+    later = deliver(db, hook(receiver.url), {}, now=NOW + timedelta(minutes=15))
     assert (later.delivered, statuses(db)[0]) == (1, (1, "delivered", 2))
 
 
 def test_a_receiver_rejecting_everything_stops_the_run(db, receiver):
     receiver.script.extend([404, 404, 404, 404])
-    report = deliver_alerts(db, hook(receiver.url), {}, now=NOW)
+    report = deliver(db, hook(receiver.url), {}, now=NOW)
 
     assert (report.failed, report.deferred, len(receiver.received)) == (3, 1, 3)
 
 
 def test_a_redirect_is_not_followed(db, receiver):
     receiver.script.extend([302])
-    report = deliver_alerts(db, hook(receiver.url), {}, now=NOW, limit=1)
+    report = deliver(db, hook(receiver.url), {}, now=NOW, limit=1)
 
     assert report.failed == 1
     assert deliveries(db, WEBHOOK_TARGET)[0].last_error == "HTTP 302 (redirects are not followed)"
 
 
 def test_no_webhook_means_nothing_is_recorded(db):
-    report = deliver_alerts(db, AlertSettings(), {}, now=NOW)
+    report = deliver(db, AlertSettings(), {}, now=NOW)
     assert (report.ok, report.describe(), statuses(db)) == (True, "alerts: nothing due", [])
 
 
@@ -331,7 +338,7 @@ def test_no_webhook_means_nothing_is_recorded(db):
 def test_only_major_changes(db, receiver, tmp_path):
     add_small_edits(db, tmp_path)
     rule = {"news": AlertFilter(kinds=("changed", "title_changed"), classes=("major",))}
-    report = deliver_alerts(db, hook(receiver.url), rule, now=NOW)
+    report = deliver(db, hook(receiver.url), rule, now=NOW)
 
     assert [body["event_id"] for body in receiver.acknowledged] == [3]
     assert (report.delivered, report.filtered) == (1, 5)
@@ -348,7 +355,7 @@ def test_only_major_changes(db, receiver, tmp_path):
 def test_keywords_match_titles_new_texts_and_changed_paragraphs(db, receiver):
     # "brigaden" is only in the added paragraph; "KILOWATTSTUNDEN" only in the new prices text.
     rule = {"news": AlertFilter(keywords=("brigaden", "KILOWATTSTUNDEN"))}
-    deliver_alerts(db, hook(receiver.url), rule, now=NOW)
+    deliver(db, hook(receiver.url), rule, now=NOW)
 
     assert [body["event_id"] for body in receiver.acknowledged] == [2, 3]
     assert [status for _, status, _ in statuses(db)] == [
@@ -362,7 +369,7 @@ def test_keywords_match_titles_new_texts_and_changed_paragraphs(db, receiver):
 def test_min_words_applies_to_changes(db, receiver, tmp_path):
     add_small_edits(db, tmp_path)
     rule = {"news": AlertFilter(min_words=10)}
-    deliver_alerts(db, hook(receiver.url), rule, now=NOW)
+    deliver(db, hook(receiver.url), rule, now=NOW)
 
     # new, new, major change, removed pass; the 2-word edit and the title change do not.
     assert [body["event_id"] for body in receiver.acknowledged] == [1, 2, 3, 4]
@@ -371,7 +378,7 @@ def test_min_words_applies_to_changes(db, receiver, tmp_path):
 
 def test_filters_of_other_sources_do_not_apply(db, receiver):
     rule = {"elsewhere": AlertFilter(kinds=("removed",))}
-    report = deliver_alerts(db, hook(receiver.url), rule, now=NOW)
+    report = deliver(db, hook(receiver.url), rule, now=NOW)
     assert (report.delivered, report.filtered) == (4, 0)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -29,6 +30,47 @@ store_option = click.option(
     help=f"SQLite store; text files go to articles/ beside it. [default: {DEFAULT_STORE}]",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def network_options(command: F) -> F:
+    """``--allow-private-addresses`` and ``--resolve``: the options of every command that
+    downloads (they override ``[crawler]`` in sources.toml and ``CRAWLER_*`` variables)."""
+    command = click.option(
+        "--resolve",
+        "resolve",
+        multiple=True,
+        metavar="HOST:ADDRESS",
+        help="Resolve HOST to the IPv4 ADDRESS (like curl's --resolve; HOST: fails the "
+        "lookup). Repeatable.",
+    )(command)
+    return click.option(
+        "--allow-private-addresses",
+        "allow_private_addresses",
+        is_flag=True,
+        default=False,
+        help="Allow loopback, private, link-local and other non-public addresses "
+        "(refused by default).",
+    )(command)
+
+
+def network_overrides(allow_private_addresses: bool, resolve: tuple[str, ...]) -> dict[str, Any]:
+    """The settings given by :func:`network_options`, for ``load_config``; None if unset."""
+    from crawler.addresses import EVERYTHING
+    from crawler.settings import convert_setting
+
+    return {
+        "allow_private_addresses": EVERYTHING if allow_private_addresses else None,
+        "resolve": convert_setting("resolve", list(resolve), "--resolve") if resolve else None,
+    }
+
+
+def network_arguments(allow_private_addresses: bool, resolve: tuple[str, ...]) -> list[str]:
+    """The same options as command-line arguments, for a crawl subprocess."""
+    arguments = ["--allow-private-addresses"] if allow_private_addresses else []
+    for entry in resolve:
+        arguments += ["--resolve", entry]
+    return arguments
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

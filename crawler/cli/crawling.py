@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from crawler.cli import cli, json_option, store_option
+from crawler.cli import (
+    cli,
+    json_option,
+    network_arguments,
+    network_options,
+    network_overrides,
+    store_option,
+)
 from crawler.errors import ConfigError, CrawlerError
 from crawler.settings import Config, load_config
 from crawler.sources import DEFAULT_SOURCES, Source, SourcesFile, read_sources_file
@@ -47,6 +54,7 @@ def sources_option(help_text: str) -> Callable[[F], F]:
     "--max-pages", type=click.IntRange(min=1), default=None, help="Article pages per source."
 )
 @click.option("--revisit-only", is_flag=True, help="Only revisit known articles that are due.")
+@network_options
 @json_option
 @click.pass_context
 def crawl(
@@ -56,6 +64,8 @@ def crawl(
     store: Path | None,
     max_pages: int | None,
     revisit_only: bool,
+    allow_private_addresses: bool,
+    resolve: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Crawl the named sources (default: every enabled one) once.
@@ -67,7 +77,13 @@ def crawl(
 
     sources_found = read_sources_file(sources_file)
     sources = select_sources(sources_found.sources, names)
-    config = load_config({"store": str(store) if store else None})
+    config = load_config(
+        {
+            "store": str(store) if store else None,
+            **network_overrides(allow_private_addresses, resolve),
+        },
+        file_values=sources_found.settings,
+    )
     with _Progress(enabled=not as_json) as progress:
         summary = crawl_sources(
             sources,
@@ -98,6 +114,7 @@ def _publish_alerts(config: Config, found: SourcesFile) -> str | None:
     from datetime import UTC, datetime
 
     from crawler.alerts import publish_alerts
+    from crawler.runner import _owner_is_dead
     from crawler.store import open_store
 
     db = open_store(config.store)
@@ -115,6 +132,9 @@ def _publish_alerts(config: Config, found: SourcesFile) -> str | None:
             atom_path=atom,
             now=datetime.now(UTC),
             user_agent=config.effective_user_agent,
+            policy=config.allow_private_addresses,
+            resolve=dict(config.resolve),
+            owner_is_dead=_owner_is_dead,
         )
     finally:
         db.close()
@@ -206,12 +226,15 @@ def _print_summary(summary: CrawlSummary) -> None:
     default=None,
     help="Stop by itself after this many seconds (for demos and tests).",
 )
+@network_options
 def schedule(
     sources_file: Path,
     store: Path | None,
     time_limit: float,
     revisit_every: str,
     duration: float | None,
+    allow_private_addresses: bool,
+    resolve: tuple[str, ...],
 ) -> None:
     """Crawl every enabled source on its schedule until stopped (SIGTERM or Ctrl-C).
 
@@ -224,13 +247,20 @@ def schedule(
         every = parse_duration(revisit_every)
     except ValueError as error:
         raise ConfigError(f"--revisit-every: {error}") from None
-    read_sources_file(sources_file)  # a bad file is one error line before anything starts
-    config = load_config({"store": str(store) if store else None})
+    found = read_sources_file(sources_file)  # a bad file is one error line before anything
+    config = load_config(
+        {
+            "store": str(store) if store else None,
+            **network_overrides(allow_private_addresses, resolve),
+        },
+        file_values=found.settings,
+    )
     settings = scheduler.SchedulerSettings(
         sources_file=sources_file.resolve(),
         store=Path(config.store).resolve(),
         time_limit=time_limit,
         revisit_every=every,
+        crawl_options=tuple(network_arguments(allow_private_addresses, resolve)),
     )
     scheduler.configure_logging(settings.store)
     scheduler.run_scheduler(settings, duration)

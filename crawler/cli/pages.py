@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from crawler.cli import cli, json_option, store_option
+from crawler.cli import cli, json_option, network_options, network_overrides, store_option
 from crawler.errors import ConfigError, ExtractionError
 from crawler.extraction import Article, extract
 from crawler.settings import load_config
@@ -34,6 +34,15 @@ from crawler.urls import validate_url
     default=None,
     help="Largest page in bytes. [default: 16 MiB]",
 )
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read settings from the [crawler] table of this sources file "
+    "[default: sources.toml, if it exists].",
+)
+@network_options
 @click.pass_context
 def fetch(
     ctx: click.Context,
@@ -44,6 +53,9 @@ def fetch(
     ignore_robots: bool,
     timeout: float | None,
     max_size: int | None,
+    sources_file: Path | None,
+    allow_private_addresses: bool,
+    resolve: tuple[str, ...],
 ) -> None:
     """Fetch URL, print its article text and record it in the store.
 
@@ -51,14 +63,20 @@ def fetch(
     summary). Exits 1 when the page cannot be fetched or holds no article text.
     """
     from crawler.runner import fetch_article
+    from crawler.sources import DEFAULT_SOURCES, read_sources_file
 
+    if sources_file is None and DEFAULT_SOURCES.is_file():
+        sources_file = DEFAULT_SOURCES
+    file_values = read_sources_file(sources_file).settings if sources_file else None
     config = load_config(
         {
             "store": str(store) if store else None,
             "timeout": timeout,
             "max_size": max_size,
             "obey_robots": False if ignore_robots else None,
-        }
+            **network_overrides(allow_private_addresses, resolve),
+        },
+        file_values=file_values,
     )
     article, recorded = fetch_article(url, config, save=not no_save, verbose=ctx.obj["debug"])
     _print_article(article, as_json, outcome=recorded.as_dict() if recorded else None)

@@ -85,6 +85,8 @@ def sources_toml(feed_url: str, sitemap_url: str, every: float) -> str:
         "concurrency = 8\n"
     )
     return (
+        "# The demo site runs on 127.0.0.1, which the crawler refuses unless allowed.\n"
+        '[crawler]\nallow_private_addresses = ["127.0.0.0/8"]\n\n'
         f'[[source]]\nname = "demo-feed"\ntype = "feed"\nurl = "{feed_url}"\n{common}\n'
         f'[[source]]\nname = "demo-sitemap"\ntype = "sitemap"\nurl = "{sitemap_url}"\n{common}'
     )
