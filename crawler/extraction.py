@@ -286,6 +286,9 @@ _TOKEN_SPLIT = re.compile(r"[^a-z0-9äöüß]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # Minimum text of a paragraph that reads as article prose, for the safety guard.
 _PROSE_CHARS = 120
+# Hostile or broken pages put megabytes into <title> or a meta tag; nobody reads past this.
+MAX_TITLE_CHARS = 400
+MAX_META_CHARS = 1000
 _INLINE_TAGS = _words("a span b i em strong small img abbr time label sup sub u s")
 _ALL_NOISE_TOKENS = frozenset().union(*(group.tokens for group in NOISE_GROUPS.values()))
 _MAYBE_NOISE_TOKENS = _ALL_NOISE_TOKENS | SOFT_TOKENS
@@ -999,7 +1002,16 @@ def clean_title(title: str, site_name: str | None) -> str:
             head, sep, tail = title.partition(separator)
             if sep and tail and _is_site_name(head, names):
                 title, changed = tail.strip(), True
-    return title
+    return _shortened(title, MAX_TITLE_CHARS)
+
+
+def _shortened(value: str, limit: int) -> str:
+    """``value`` cut at a word boundary to at most ``limit`` characters, marked with "…"."""
+    if len(value) <= limit:
+        return value
+    head = value[: limit - 1]
+    cut = head.rfind(" ")
+    return (head[:cut] if cut > limit // 2 else head).rstrip() + "…"
 
 
 def _site_names(site_name: str | None) -> set[str]:
@@ -1055,7 +1067,7 @@ def _one_line(value: str) -> str:
 def _clean_meta(value: str | None) -> str | None:
     if value is None:
         return None
-    cleaned = _one_line(value)
+    cleaned = _shortened(_one_line(value), MAX_META_CHARS)
     return cleaned or None
 
 

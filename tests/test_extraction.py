@@ -269,3 +269,18 @@ def test_second_html_element_after_the_document_is_ignored() -> None:
     assert "Der Stadtrat hat am Dienstag" in article.body
     for clutter in ("Startseite", "Anzeige", "Impressum"):
         assert clutter not in article.body
+
+
+def test_huge_title_and_metadata_are_shortened() -> None:
+    """A megabyte of <title> (catalogue B6/A6) ends as one readable line, not a stored blob."""
+    words = "Sehr langer Titel " * 60_000
+    prose = " ".join(["Die Gemeinde hat am Montag den neuen Radweg eröffnet."] * 8)
+    page = (
+        f"<html><head><title>{words}</title>"
+        f'<meta name="description" content="{words}"></head>'
+        f"<body><article><p>{prose}</p><p>{prose}</p></article></body></html>"
+    )
+    article = extract(page, url="https://www.example.example/radweg")
+    assert len(article.title) <= 400 and article.title.endswith("…")
+    assert article.description is not None and len(article.description) <= 1000
+    assert article.text.split("\n", 1)[0] == article.title
