@@ -181,8 +181,8 @@ def _apply_page(
     fetch = page.fetch
     if fetch.gone:
         return _apply_gone(db, fetch, text_dir, at, policy.revisit.confirm_removal_after)
-    if fetch.failure is not None:
-        return _apply_failure(db, fetch, at, fetch.failure, fetch.describe_failure())
+    if fetch.outcome is not None:
+        return _apply_failure(db, fetch, at, fetch.outcome, fetch.describe_failure())
     if fetch.not_modified:
         return _apply_checked(db, fetch, text_dir, at, "not_modified")
     if fetch.previous_body_hash is not None and fetch.previous_body_hash == fetch.body_hash:
@@ -292,7 +292,9 @@ def _apply_gone(
     """A 404/410: removal is confirmed by a second one at least ``confirm_after`` later."""
     existing = _known(db, fetch)
     if existing is None or existing.status == "removed":
-        return _apply_failure(db, fetch, at, "http_error", fetch.describe_failure())
+        return _apply_failure(
+            db, fetch, at, fetch.outcome or "client_error", fetch.describe_failure()
+        )
     if existing.gone_since is None:
         store.update_article(db, existing.id, gone_since=at, last_checked=at)
         _log_fetch(db, fetch, existing.id, at, "gone_suspect", fetch.describe_failure())

@@ -6,7 +6,6 @@ sources with their spiders, a process pool for extraction and one batched writer
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import socket
@@ -14,7 +13,6 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +49,7 @@ from crawler.store import (
     start_run,
 )
 from crawler.urls import validate_url
+from crawler.workers import ExtractionPool
 from spiders import spider_for
 from spiders.base import KnownArticle
 from spiders.page import PageSpider
@@ -249,7 +248,7 @@ def _crawl_started(
         policies={source.name: Policy(source.ignore, source.revisit) for source in sources},
     )
     clock = time.monotonic()
-    with _extraction_pool() as pool:
+    with _extraction_pool(plan.config) as pool:
         crawlers = _run_reactor(sources, plan, db, pool, recorder)
         storage_error = _close(recorder)
     elapsed = time.monotonic() - clock
@@ -288,10 +287,10 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
-def _extraction_pool() -> ProcessPoolExecutor:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["crawler.fetches"])
-    return ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
+def _extraction_pool(config: Config) -> ExtractionPool:
+    return ExtractionPool(
+        os.cpu_count() or 2, timeout=config.extract_timeout, max_tasks=config.extract_max_tasks
+    )
 
 
 def _known_articles(
@@ -337,7 +336,7 @@ def _run_reactor(
     sources: list[Source],
     plan: _CrawlPlan,
     db: sqlite_utils.Database,
-    pool: ProcessPoolExecutor,
+    pool: ExtractionPool,
     recorder: BatchRecorder,
 ) -> list[Crawler]:
     base = scrapy_settings(plan.config)

@@ -54,6 +54,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("concurrency", 16, int, "Parallel downloads in total."),
     Setting("concurrency_per_domain", 8, int, "Parallel downloads per domain."),
     Setting("delay", 0.0, float, "Seconds between two downloads from one domain."),
+    Setting(
+        "extract_timeout",
+        20.0,
+        float,
+        "Seconds one page's extraction may take; then its worker is killed, the page failed.",
+    ),
+    Setting("extract_max_tasks", 200, int, "Pages an extraction worker handles before renewal."),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -72,6 +79,8 @@ class Config:
     concurrency: int
     concurrency_per_domain: int
     delay: float
+    extract_timeout: float = 20.0
+    extract_max_tasks: int = 200
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -84,6 +93,10 @@ class Config:
             raise ConfigError("concurrency must be at least 1")
         if self.delay < 0:
             raise ConfigError(f"delay must not be negative, got {self.delay}")
+        if self.extract_timeout <= 0:
+            raise ConfigError(f"extract_timeout must be positive, got {self.extract_timeout}")
+        if self.extract_max_tasks < 1:
+            raise ConfigError("extract_max_tasks must be at least 1")
 
     @property
     def effective_user_agent(self) -> str:
