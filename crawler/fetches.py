@@ -170,9 +170,9 @@ def article_from_fetch(result: FetchResult) -> Article:
         raise FetchError(
             f"cannot fetch {result.url}: {result.describe_failure()}", result.outcome or "error"
         )
-    problem = body_problem(result)
-    if problem is not None:
-        raise ExtractionError(problem[1], reason=problem[0])
+    unusable = body_problem(result)
+    if unusable is not None:
+        raise ExtractionError(unusable[1], reason=unusable[0])
     try:
         article = extract(result.body, result.final_url, content_type=result.content_type)
     except ExtractionError as error:
