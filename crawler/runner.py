@@ -394,6 +394,9 @@ def _source_run(
     errors = list(getattr(spider, "discovery_errors", []))
     if storage_error:
         errors.append(storage_error)
+    stopped_hosts = crawler.stats.get_value("circuit_breaker/hosts", {}) if crawler.stats else {}
+    for host, why in sorted(stopped_hosts.items()):
+        errors.append(f"stopped requesting {host} for this run: {why}")
     reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
     outcome = "failed" if errors else "ok"
     if reason == "shutdown":
@@ -403,6 +406,7 @@ def _source_run(
         ("too_old", "skipped_old"),
         ("robots", "skipped_robots"),
         ("broken_links", "broken_links"),
+        ("host_down", "host_down_skipped"),
     ):
         if getattr(spider, attribute, 0):
             counts[name] = getattr(spider, attribute)

@@ -179,6 +179,7 @@ def source_settings(config: Config, source: Source) -> dict[str, Any]:
             "DOWNLOADER_MIDDLEWARES": {
                 "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
                 "crawler.middlewares.BackoffRetryMiddleware": 550,
+                "crawler.middlewares.CircuitBreakerMiddleware": 560,
             },
         }
     )
