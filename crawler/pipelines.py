@@ -57,7 +57,7 @@ class ExtractionPipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchResult):
             return item
-        if not item.ok or item.previous_body_hash == item.body_hash:
+        if not item.ok or (item.previous_body_hash and item.previous_body_hash == item.body_hash):
             return CrawledPage(item)
         problem = body_problem(item)
         if problem is not None:

@@ -74,10 +74,14 @@ class ExtractionPool:
         self._main.submit(os.getpid).result()
         self._alone: ProcessPoolExecutor | None = None
         # Pools whose workers we killed for one page's sake; their other pages are innocent.
+        self._retired: list[ProcessPoolExecutor] = []  # recycled, finishing their pages
         self._killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
         # Only as many pages in flight as workers: a submitted page starts at once, so the
         # wall-time limit measures extraction, not waiting in the executor's queue.
         self._slots = asyncio.Semaphore(self.workers)
+        self._starting: weakref.WeakKeyDictionary[ProcessPoolExecutor, asyncio.Future[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._one_at_a_time = asyncio.Lock()
 
     def __enter__(self) -> ExtractionPool:
@@ -108,10 +112,11 @@ class ExtractionPool:
 
     def close(self) -> None:
         """Stop every worker; pages still running are abandoned."""
-        for pool in (self._main, self._alone):
+        for pool in (self._main, self._alone, *self._retired):
             if pool is not None:
                 _kill(pool)
         self._alone = None
+        self._retired.clear()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -136,8 +141,21 @@ class ExtractionPool:
                 return None, "extract_failed", message
 
     async def _run(self, pool: ProcessPoolExecutor, fetch: FetchResult) -> Parts:
+        await self._started(pool)
         future: Future[Parts] = pool.submit(self.function, fetch)
         return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+
+    async def _started(self, pool: ProcessPoolExecutor) -> None:
+        """Wait until a fresh pool's workers are up: starting one (a fork, then importing
+        the main module) must not count against a page's time limit on a busy machine."""
+        starting = self._starting.get(pool)
+        if starting is None:
+            count = 1 if pool is self._alone else self.workers
+            starting = asyncio.ensure_future(
+                asyncio.gather(*(asyncio.wrap_future(pool.submit(os.getpid)) for _ in range(count)))
+            )
+            self._starting[pool] = starting
+        await asyncio.shield(starting)
 
     def _timed_out(self, fetch: FetchResult) -> Parts:
         self.stats["timeouts"] += 1
@@ -164,6 +182,7 @@ class ExtractionPool:
             _kill(pool)
         else:
             pool.shutdown(wait=False)
+            self._retired = [old for old in self._retired if _busy(old)] + [pool]
         self._main = self._new_pool(self.workers)
         self._main_tasks = 0
         # Boot the forkserver now (it imports the extraction code once, a second or two),
@@ -180,8 +199,16 @@ def _kill(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         if process.is_alive():
             process.kill()
-    # Without cancel_futures: the executor fails every page it held with BrokenProcessPool,
-    # which the pages' coroutines handle; a cancelled future would look like a cancelled crawl.
-    pool.shutdown(wait=False)
     for process in processes:
         process.join(timeout=5)
+    # Without cancel_futures: the executor fails every page it held with BrokenProcessPool,
+    # which the pages' coroutines handle; a cancelled future would look like a cancelled
+    # crawl. Waiting joins the executor's thread (its workers are dead, so at once): a
+    # thread left behind makes Python 3.11 print an error at exit.
+    pool.shutdown(wait=True)
+
+
+def _busy(pool: ProcessPoolExecutor) -> bool:
+    """Whether a retired pool still has its management thread (pages to finish)."""
+    thread = getattr(pool, "_executor_manager_thread", None)
+    return thread is not None and thread.is_alive()

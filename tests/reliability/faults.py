@@ -448,3 +448,27 @@ def seed_two_versions(server: SiteServer, store: Path, sources: Path) -> None:
     second = run_crawl(store, sources)
     assert second.totals.get("changed") == 1, second
     assert query(store, "SELECT count(*) FROM versions") == [(2,)]
+
+
+_TOPICS = ("Haushalt", "Verkehr", "Schulen", "Energie", "Wohnungsbau", "Kliniken", "Hafen", "Wald")
+
+
+def news_page(number: int, words: int = 200) -> str:
+    """A plain article page (title, dateline, paragraphs) whose text is unique to
+    ``number``, about ``words`` words long: a page that extracts cleanly."""
+    topic = _TOPICS[number % len(_TOPICS)]
+    title = f"Stadtrat streitet über {topic}: Beschluss Nummer {number} vertagt"
+    sentences = [
+        f"Im Streit um {topic} hat der Stadtrat am Abend zum {index + 1}. Mal in Folge "
+        f"keine Einigung erzielt, wie die Verwaltung zur Vorlage {number}-{index} mitteilte."
+        for index in range(max(1, words // 22))
+    ]
+    paragraphs = "".join(
+        f"<p>{' '.join(sentences[i : i + 2])}</p>\n" for i in range(0, len(sentences), 2)
+    )
+    return (
+        "<!DOCTYPE html><html lang='de'><head><meta charset='utf-8'>"
+        f"<title>{title}</title></head><body><nav><a href='/'>Start</a></nav>"
+        f"<article><h1>{title}</h1>{paragraphs}</article>"
+        "<footer>Impressum · Datenschutz</footer></body></html>"
+    )
