@@ -73,8 +73,8 @@ class ExtractionPool:
         # so the first pages' time limit is not spent on it.
         self._main.submit(os.getpid).result()
         self._alone: ProcessPoolExecutor | None = None
-        # Pools whose workers we killed for one page's sake; their other pages are innocent.
         self._retired: list[ProcessPoolExecutor] = []  # recycled, finishing their pages
+        # Pools whose workers we killed for one page's sake; their other pages are innocent.
         self._killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
         # Only as many pages in flight as workers: a submitted page starts at once, so the
         # wall-time limit measures extraction, not waiting in the executor's queue.
@@ -99,7 +99,11 @@ class ExtractionPool:
                 try:
                     return await self._run(pool, fetch)
                 except TimeoutError:
-                    self._replace_main(pool, kill=True, ours=True)
+                    if pool is self._main:
+                        self._replace_main(pool, kill=True, ours=True)
+                    else:  # a recycled pool: its hung worker must not run on
+                        self._killed.add(pool)
+                        _kill(pool)
                     return self._timed_out(fetch)
                 except BrokenProcessPool:
                     if pool in self._killed:
