@@ -73,8 +73,10 @@ class HostUnavailable(IgnoreRequest):
 
 class CircuitBreakerMiddleware:
     """Stop requesting a host for the rest of the run after ``CIRCUIT_BREAKER_FAILURES``
-    consecutive failures from it (5xx, 429, timeouts, lost or refused connections), or at
-    once when it asks for a Retry-After longer than a run waits.
+    consecutive failed attempts on it (5xx, 429, timeouts, lost or refused connections;
+    it sits above the retry middleware, so retries count), or at once when it asks for a
+    Retry-After longer than a run waits. Retries of requests already under way still go
+    out, so every article that was started ends with its recorded outcome.
 
     Requests to an open host fail with :class:`HostUnavailable`, which the spiders do not
     record: the articles stay due for the next run instead of piling up failed checks.
@@ -99,7 +101,7 @@ class CircuitBreakerMiddleware:
 
     def process_request(self, request: Request, spider: Any = None) -> None:
         host = _host(request.url)
-        if host in self.open:
+        if host in self.open and not request.meta.get("retry_times"):
             if self.stats is not None:
                 self.stats.inc_value("circuit_breaker/skipped")
             raise HostUnavailable(f"{host} is not requested again in this run: {self.open[host]}")

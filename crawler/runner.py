@@ -119,6 +119,8 @@ class SourceRun:
     errors: tuple[str, ...]
     started_at: str
     finished_at: str
+    # Not failures of the run: hosts the circuit breaker stopped (their articles stay due).
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -127,6 +129,7 @@ class SourceRun:
             "outcome": self.outcome,
             "counts": self.counts,
             "errors": list(self.errors),
+            "notes": list(self.notes),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
@@ -256,9 +259,8 @@ def _crawl_started(
     runs = []
     for source, crawler in zip(sources, crawlers, strict=True):
         run = _source_run(source, crawler, recorder, started, finished, storage_error)
-        finish_run(
-            db, run_ids[source.name], finished, run.outcome, run.counts, "; ".join(run.errors)
-        )
+        message = "; ".join(run.errors + run.notes)
+        finish_run(db, run_ids[source.name], finished, run.outcome, run.counts, message)
         runs.append(run)
     return runs, elapsed
 
@@ -395,8 +397,10 @@ def _source_run(
     if storage_error:
         errors.append(storage_error)
     stopped_hosts = crawler.stats.get_value("circuit_breaker/hosts", {}) if crawler.stats else {}
-    for host, why in sorted(stopped_hosts.items()):
-        errors.append(f"stopped requesting {host} for this run: {why}")
+    notes = tuple(
+        f"stopped requesting {host} for this run: {why}"
+        for host, why in sorted(stopped_hosts.items())
+    )
     reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
     outcome = "failed" if errors else "ok"
     if reason == "shutdown":
@@ -410,4 +414,4 @@ def _source_run(
     ):
         if getattr(spider, attribute, 0):
             counts[name] = getattr(spider, attribute)
-    return SourceRun(source.name, outcome, counts, tuple(errors), started, finished)
+    return SourceRun(source.name, outcome, counts, tuple(errors), started, finished, notes)

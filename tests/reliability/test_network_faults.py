@@ -76,7 +76,7 @@ def test_f2_reset_and_short_body_are_retried_then_recorded(server, tmp_path):
 
 
 def test_f3_a_5xx_storm_trips_the_circuit_breaker(server, tmp_path):
-    paths = [f"/artikel/{number}.html" for number in range(30)]
+    paths = [f"/artikel/{number}.html" for number in range(100)]
     for path in paths:
         server.set_route(path, status(503))
     sources = write_sources(
@@ -85,14 +85,15 @@ def test_f3_a_5xx_storm_trips_the_circuit_breaker(server, tmp_path):
     store = tmp_path / "crawl.db"
     run = run_crawl(store, sources, settings={"CRAWLER_RETRIES": "2"})
     total = sum(server.hits[p] for p in paths)
-    # 5 consecutive failures open the circuit. Requests that had passed the middleware
-    # into the downloader's queue (CONCURRENT_REQUESTS, 16) are still made once; their
-    # retries are not. Without the breaker: 90 requests.
-    assert total <= 5 + 2 * 2 + 16, total
+    # 5 consecutive failed attempts open the circuit; requests already past the middleware
+    # into the downloader's queue (CONCURRENT_REQUESTS, 16) still go out, with their
+    # retries. Without the breaker: 300 requests.
+    assert total <= (5 + 16) * 3, total
     (source,) = run.summary["sources"]
-    assert any(f"stopped requesting 127.0.0.1:{server.port}" in e for e in source["errors"])
-    assert source["counts"]["host_down"] >= 20
-    assert run.returncode == 1
+    assert any(f"stopped requesting 127.0.0.1:{server.port}" in n for n in source["notes"])
+    assert source["counts"]["host_down"] >= 50
+    # The host is down, not the source: the run is not failed, the articles stay due.
+    assert run.returncode == 0
     # Articles not requested are not failed checks: nothing recorded for them.
     assert query(store, "SELECT count(*) FROM fetches") == [(source["counts"].get("errors", 0),)], (
         run
@@ -162,7 +163,7 @@ def test_f4_absurd_retry_after_defers_the_host_to_the_next_run(server, tmp_path)
     assert server.hits["/a.html"] == 1  # not retried: the wait is beyond any run
     assert outcomes(store)["a.html"] == "rate_limited"
     (source,) = run.summary["sources"]
-    assert any("retry after" in error for error in source["errors"]), source
+    assert any("retry after" in note for note in source["notes"]), source
     assert run.elapsed < 60
 
 
