@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -24,6 +25,8 @@ FAILURE_OUTCOMES = frozenset(
         "url_too_long",
         "redirect_loop",
         "data_loss",
+        "reset",
+        "soft_404",
         "unsupported_scheme",
         "error",
     }
@@ -64,8 +67,23 @@ class FetchResult:
 
     @property
     def gone(self) -> bool:
-        """True when the server says the page no longer exists (404 or 410)."""
-        return self.failure == "http_error" and self.status in (404, 410)
+        """True when the server says the page no longer exists: 404 or 410, or a page that
+        matches the source's soft-404 pattern (removal still needs a second check)."""
+        return (self.failure == "http_error" and self.status in (404, 410)) or (
+            self.failure == "soft_404"
+        )
+
+    @property
+    def outcome(self) -> str | None:
+        """The failed check's reason in the fetches log (None for a response to extract):
+        an HTTP error is ``rate_limited`` (429), ``server_error`` (5xx) or ``client_error``."""
+        if self.failure != "http_error":
+            return self.failure
+        if self.status == 429:
+            return "rate_limited"
+        if self.status is not None and self.status >= 500:
+            return "server_error"
+        return "client_error"
 
     @cached_property
     def body_hash(self) -> str | None:
@@ -106,6 +124,47 @@ def declared_non_html(content_type: str | None) -> str | None:
     return media
 
 
+# Magic bytes of formats that are never a web page, whatever the Content-Type says.
+_BINARY_MAGIC = (
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"RIFF", "a RIFF media file"),
+    (b"\x00\x00\x01\x00", "an icon"),
+    (b"\x7fELF", "an executable"),
+)
+# The extraction module's reasons under the names of the fetches log.
+_EXTRACTION_REASONS = {"not_html": "unsupported_type", "malformed": "extract_failed"}
+_TAG = re.compile(rb"<[^>]*>")
+_MARKUP_ONLY_LIMIT = 16 * 1024  # smaller bodies are checked for text outside the tags
+
+
+def body_problem(result: FetchResult) -> tuple[str, str] | None:
+    """(reason, message) when a 2xx body cannot hold an article: ``empty`` (nothing, or
+    markup without text) or ``unsupported_type`` (declared non-HTML, or binary by its
+    magic bytes whatever the Content-Type says). Cheap: runs before extraction."""
+    body, where = result.body, result.final_url
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    for magic, name in _BINARY_MAGIC:
+        if body.startswith(magic):
+            declared = result.content_type or "no Content-Type"
+            return "unsupported_type", f"{where} is {name} (served as {declared}), not HTML"
+    media = declared_non_html(result.content_type)
+    if media is not None and not (media == "application/octet-stream" and head[:1] == b"<"):
+        return "unsupported_type", f"{where} is {media}, not an HTML page"
+    if not head:
+        return "empty", f"{where}: the page is empty"
+    if len(body) <= _MARKUP_ONLY_LIMIT and not _TAG.sub(b"", body).strip():
+        return "empty", f"{where}: the page has markup but no text"
+    return None
+
+
 def article_from_fetch(result: FetchResult) -> Article:
     """The article in a download.
 
@@ -113,16 +172,17 @@ def article_from_fetch(result: FetchResult) -> Article:
     """
     if not result.ok:
         raise FetchError(
-            f"cannot fetch {result.url}: {result.describe_failure()}", result.failure or "error"
+            f"cannot fetch {result.url}: {result.describe_failure()}", result.outcome or "error"
         )
-    media = declared_non_html(result.content_type)
-    if media is not None:
-        raise ExtractionError(f"{result.final_url} is {media}, not an HTML page", reason="not_html")
+    unusable = body_problem(result)
+    if unusable is not None:
+        raise ExtractionError(unusable[1], reason=unusable[0])
     try:
         article = extract(result.body, result.final_url, content_type=result.content_type)
     except ExtractionError as error:
         _raise_if_blocked(result)
-        raise ExtractionError(f"{result.final_url}: {error}", reason=error.reason) from None
+        reason = _EXTRACTION_REASONS.get(error.reason, error.reason)
+        raise ExtractionError(f"{result.final_url}: {error}", reason=reason) from None
     problem = text_problem(article.body)
     if problem is not None:
         _raise_if_blocked(result)
@@ -142,7 +202,7 @@ def _raise_if_blocked(result: FetchResult) -> None:
 def extract_parts(fetch: FetchResult) -> tuple[Article | None, str | None, str | None]:
     """(article, problem, message) for a download; never raises, so it can run in a worker.
 
-    ``problem`` is an outcome code (``not_html``, ``no_text``, …) when there is no article.
+    ``problem`` is an outcome code (``unsupported_type``, ``no_text``, …) when there is no article.
     """
     try:
         return article_from_fetch(fetch), None, None
@@ -151,4 +211,4 @@ def extract_parts(fetch: FetchResult) -> tuple[Article | None, str | None, str |
     except FetchError as error:
         return None, error.outcome, str(error)
     except Exception as error:  # noqa: BLE001 - one bad page must not stop a crawl
-        return None, "extraction_error", f"{type(error).__name__}: {error}"
+        return None, "extract_failed", f"{type(error).__name__}: {error}"

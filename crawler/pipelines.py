@@ -1,14 +1,14 @@
 """Scrapy item pipelines: extraction off the reactor thread, then one batched writer.
 
-Both get their worker from the :class:`SourceCrawler` that runs them (an executor
-and a recorder cannot travel in Scrapy's settings, which are deep-copied); under a
-plain Scrapy crawler they switch themselves off.
+Both get their worker from the :class:`SourceCrawler` that runs them (an extraction
+pool and a recorder cannot travel in Scrapy's settings, which are deep-copied); under
+a plain Scrapy crawler they switch themselves off. Extraction is awaited, so the
+downloader keeps fetching while pages are extracted; a page whose extraction hangs or
+kills its worker becomes a failed check (:mod:`crawler.workers`), never a crash.
 """
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import Executor
 from typing import Any
 
 from scrapy import Spider
@@ -16,8 +16,9 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import Settings
 
-from crawler.fetches import CrawledPage, FetchResult, extract_parts
+from crawler.fetches import CrawledPage, FetchResult, body_problem
 from crawler.recording import BatchRecorder
+from crawler.workers import ExtractionPool
 
 
 class SourceCrawler(Crawler):
@@ -28,7 +29,7 @@ class SourceCrawler(Crawler):
         spidercls: type[Spider],
         settings: Settings,
         *,
-        extractor: Executor,
+        extractor: ExtractionPool,
         recorder: BatchRecorder,
         init_reactor: bool = False,
     ) -> None:
@@ -40,11 +41,12 @@ class SourceCrawler(Crawler):
 class ExtractionPipeline:
     """Turn a FetchResult into a CrawledPage, extracting in a process pool when needed.
 
-    No extraction for failures, 304s and bodies identical to the stored one.
+    No extraction for failures, 304s, bodies identical to the stored one, and bodies
+    that cannot be a page (empty, binary): trafilatura never sees those.
     """
 
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
+    def __init__(self, pool: ExtractionPool) -> None:
+        self.pool = pool
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
@@ -55,11 +57,12 @@ class ExtractionPipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchResult):
             return item
-        if not item.ok or item.previous_body_hash == item.body_hash:
+        if not item.ok or (item.previous_body_hash and item.previous_body_hash == item.body_hash):
             return CrawledPage(item)
-        loop = asyncio.get_running_loop()
-        parts = await loop.run_in_executor(self.executor, extract_parts, item)
-        return CrawledPage(item, *parts)
+        problem = body_problem(item)
+        if problem is not None:
+            return CrawledPage(item, None, *problem)
+        return CrawledPage(item, *await self.pool.extract(item))
 
 
 class RecordPipeline:

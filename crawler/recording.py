@@ -32,7 +32,11 @@ from crawler.textfiles import text_file_name, write_text_file
 from crawler.urls import canonicalize_url
 
 log = logging.getLogger(__name__)
-EXTRACTOR = f"trafilatura {package_version('trafilatura')}"
+TRAFILATURA = f"trafilatura {package_version('trafilatura')}"
+# Bump when our own extraction code changes its output for the same page: versions made
+# by another extractor are re-baselined silently instead of reported as changes.
+EXTRACTION_VERSION = 1
+EXTRACTOR = f"{TRAFILATURA}; extraction {EXTRACTION_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -181,8 +185,8 @@ def _apply_page(
     fetch = page.fetch
     if fetch.gone:
         return _apply_gone(db, fetch, text_dir, at, policy.revisit.confirm_removal_after)
-    if fetch.failure is not None:
-        return _apply_failure(db, fetch, at, fetch.failure, fetch.describe_failure())
+    if fetch.outcome is not None:
+        return _apply_failure(db, fetch, at, fetch.outcome, fetch.describe_failure())
     if fetch.not_modified:
         return _apply_checked(db, fetch, text_dir, at, "not_modified")
     if fetch.previous_body_hash is not None and fetch.previous_body_hash == fetch.body_hash:
@@ -231,6 +235,10 @@ def _apply_article(
         state["listed_at"] = fetch.listed_at
     if existing is None:
         recorded = _record_new(db, article, fetch, change, canonical, at, text_dir, state, source)
+    elif change.kind != "unchanged" and previous and not same_extractor(previous.extractor):
+        recorded = _record_change(
+            db, existing, article, fetch, change, at, text_dir, state, silent=True
+        )
     elif change.kind == "unchanged":
         store.update_article(db, existing.id, last_checked=at, **state)
         recorded = _kept(existing, text_dir, "unchanged", change.summary)
@@ -292,7 +300,9 @@ def _apply_gone(
     """A 404/410: removal is confirmed by a second one at least ``confirm_after`` later."""
     existing = _known(db, fetch)
     if existing is None or existing.status == "removed":
-        return _apply_failure(db, fetch, at, "http_error", fetch.describe_failure())
+        return _apply_failure(
+            db, fetch, at, fetch.outcome or "client_error", fetch.describe_failure()
+        )
     if existing.gone_since is None:
         store.update_article(db, existing.id, gone_since=at, last_checked=at)
         _log_fetch(db, fetch, existing.id, at, "gone_suspect", fetch.describe_failure())
@@ -350,26 +360,33 @@ def _record_change(
     at: str,
     text_dir: Path,
     state: dict[str, object],
+    *,
+    silent: bool = False,
 ) -> Recorded:
+    """A new version; ``silent`` (another extractor made the previous one): a new
+    baseline, recorded without a change event, so no alert."""
     number = existing.version_count + 1
     version_id = _insert_version(db, existing.id, number, article, fetch, change, at)
     kind = "title_changed" if change.change_class == "title" else "changed"
-    store.insert_event(db, existing.id, kind, at, change.summary, version_id)
-    if existing.status == "removed":
+    if silent:
+        kind = "rebaselined"
+    else:
+        store.insert_event(db, existing.id, kind, at, change.summary, version_id)
+    if existing.status == "removed" and not silent:
         store.insert_event(db, existing.id, "restored", at, "article is back", version_id)
     store.update_article(
         db,
         existing.id,
         status="live",
         last_checked=at,
-        last_changed=at,
+        last_changed=existing.last_changed if silent else at,
         fingerprint=change.fingerprint,
         version_count=number,
         **state,
     )
     path = write_text_file(text_dir, existing.text_file, article.text)
     return Recorded(
-        "changed",
+        "rebaselined" if silent else "changed",
         existing.id,
         existing.canonical_url,
         number,
@@ -534,7 +551,15 @@ class BatchRecorder:
                 self._counts[None]["dropped"] += 1
 
 
+def same_extractor(stored: str | None) -> bool:
+    """Whether a version made by ``stored`` came from the extractor running now (rows
+    from before the extractor was recorded, or before our own version was, count as it)."""
+    if stored is None or stored == EXTRACTOR:
+        return True
+    return stored == TRAFILATURA and EXTRACTION_VERSION == 1
+
+
 def _count_key(kind: str) -> str:
-    if kind in ("new", "changed", "unchanged", "not_modified", "removed"):
+    if kind in ("new", "changed", "unchanged", "not_modified", "removed", "rebaselined"):
         return kind
     return "errors"

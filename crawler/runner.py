@@ -6,7 +6,6 @@ sources with their spiders, a process pool for extraction and one batched writer
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import socket
@@ -14,7 +13,6 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +49,7 @@ from crawler.store import (
     start_run,
 )
 from crawler.urls import validate_url
+from crawler.workers import ExtractionPool
 from spiders import spider_for
 from spiders.base import KnownArticle
 from spiders.page import PageSpider
@@ -120,6 +119,8 @@ class SourceRun:
     errors: tuple[str, ...]
     started_at: str
     finished_at: str
+    # Not failures of the run: hosts the circuit breaker stopped (their articles stay due).
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -128,6 +129,7 @@ class SourceRun:
             "outcome": self.outcome,
             "counts": self.counts,
             "errors": list(self.errors),
+            "notes": list(self.notes),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
@@ -249,7 +251,7 @@ def _crawl_started(
         policies={source.name: Policy(source.ignore, source.revisit) for source in sources},
     )
     clock = time.monotonic()
-    with _extraction_pool() as pool:
+    with _extraction_pool(plan.config) as pool:
         crawlers = _run_reactor(sources, plan, db, pool, recorder)
         storage_error = _close(recorder)
     elapsed = time.monotonic() - clock
@@ -257,9 +259,8 @@ def _crawl_started(
     runs = []
     for source, crawler in zip(sources, crawlers, strict=True):
         run = _source_run(source, crawler, recorder, started, finished, storage_error)
-        finish_run(
-            db, run_ids[source.name], finished, run.outcome, run.counts, "; ".join(run.errors)
-        )
+        message = "; ".join(run.errors + run.notes)
+        finish_run(db, run_ids[source.name], finished, run.outcome, run.counts, message)
         runs.append(run)
     return runs, elapsed
 
@@ -288,10 +289,10 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
-def _extraction_pool() -> ProcessPoolExecutor:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["crawler.workers"])
-    return ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
+def _extraction_pool(config: Config) -> ExtractionPool:
+    return ExtractionPool(
+        os.cpu_count() or 2, timeout=config.extract_timeout, max_tasks=config.extract_max_tasks
+    )
 
 
 def _known_articles(
@@ -337,7 +338,7 @@ def _run_reactor(
     sources: list[Source],
     plan: _CrawlPlan,
     db: sqlite_utils.Database,
-    pool: ProcessPoolExecutor,
+    pool: ExtractionPool,
     recorder: BatchRecorder,
 ) -> list[Crawler]:
     base = scrapy_settings(plan.config)
@@ -395,6 +396,11 @@ def _source_run(
     errors = list(getattr(spider, "discovery_errors", []))
     if storage_error:
         errors.append(storage_error)
+    stopped_hosts = crawler.stats.get_value("circuit_breaker/hosts", {}) if crawler.stats else {}
+    notes = tuple(
+        f"stopped requesting {host} for this run: {why}"
+        for host, why in sorted(stopped_hosts.items())
+    )
     reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
     outcome = "failed" if errors else "ok"
     if reason == "shutdown":
@@ -406,7 +412,8 @@ def _source_run(
         ("broken_links", "broken_links"),
         ("over_cap", "skipped_over_cap"),  # feed entries, sitemap URLs past the caps
         ("bad_links", "skipped_bad_links"),  # javascript:, data:, file: links in feeds
+        ("host_down", "host_down_skipped"),
     ):
         if getattr(spider, attribute, 0):
             counts[name] = getattr(spider, attribute)
-    return SourceRun(source.name, outcome, counts, tuple(errors), started, finished)
+    return SourceRun(source.name, outcome, counts, tuple(errors), started, finished, notes)

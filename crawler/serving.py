@@ -144,8 +144,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "http_status": "HTTP status code, if a response came.",
             "bytes": "Size of the response body.",
             "elapsed_ms": "Download time in milliseconds.",
-            "outcome": "new, changed, unchanged, not_modified, removed, or a failure "
-            "(http_error, timeout, too_large, not_html, robots, …).",
+            "outcome": "new, changed, unchanged, not_modified, removed, rebaselined, or a "
+            "failure (timeout, server_error, client_error, rate_limited, blocked, too_large, "
+            "unsupported_type, extract_timeout, gone_suspect, …).",
             "reason": "Details of a failure.",
             "source": "The source whose crawl made this fetch (empty for crawler fetch).",
         },

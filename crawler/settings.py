@@ -78,6 +78,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Host name overrides like curl's --resolve: HOST:ADDRESS, comma-separated; "
         "HOST: makes the name fail to resolve.",
     ),
+    Setting(
+        "extract_timeout",
+        20.0,
+        float,
+        "Seconds one page's extraction may take; then its worker is killed, the page failed.",
+    ),
+    Setting("extract_max_tasks", 200, int, "Pages an extraction worker handles before renewal."),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -98,6 +105,8 @@ class Config:
     delay: float
     allow_private_addresses: AddressPolicy = NOTHING
     resolve: tuple[tuple[str, str | None], ...] = ()
+    extract_timeout: float = 20.0
+    extract_max_tasks: int = 200
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -110,6 +119,10 @@ class Config:
             raise ConfigError("concurrency must be at least 1")
         if self.delay < 0:
             raise ConfigError(f"delay must not be negative, got {self.delay}")
+        if self.extract_timeout <= 0:
+            raise ConfigError(f"extract_timeout must be positive, got {self.extract_timeout}")
+        if self.extract_max_tasks < 1:
+            raise ConfigError("extract_max_tasks must be at least 1")
 
     @property
     def effective_user_agent(self) -> str:
@@ -259,6 +272,7 @@ def source_settings(config: Config, source: Source) -> dict[str, Any]:
                 **BASE_MIDDLEWARES,
                 "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
                 "crawler.middlewares.BackoffRetryMiddleware": 550,
+                "crawler.middlewares.CircuitBreakerMiddleware": 560,
             },
         }
     )

@@ -113,6 +113,7 @@ class Source:
     enabled: bool = True
     schedule: Schedule = field(default_factory=Schedule)
     alert: AlertFilter = field(default_factory=AlertFilter)
+    soft_404: str | None = None  # regex on a 200 page's HTML saying "not found" (a soft 404)
 
     @property
     def every(self) -> timedelta | None:
@@ -144,6 +145,7 @@ _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "allow": ((list,), "regex_list"),
     "deny": ((list,), "regex_list"),
     "article_pattern": ((str,), "regex"),
+    "soft_404": ((str,), "regex"),
     "max_pages": ((int,), "positive"),
     "max_age": ((str,), "duration"),
     "depth": ((int,), "non_negative"),

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.http import Response
@@ -23,10 +24,12 @@ from twisted.python.failure import Failure
 
 from crawler.errors import InvalidURL
 from crawler.fetches import FetchResult
+from crawler.middlewares import HostUnavailable
 from crawler.sources import Source
 from crawler.urls import canonicalize_url, validate_url
 from spiders.page import result_from_failure, result_from_response
 
+_SOFT_404_SCAN = 200_000  # bytes of a page searched for the soft-404 pattern
 # Answers that reach the article callback instead of the errback: 304 is "unchanged",
 # 404/410 may mean "removed" for a known article.
 HANDLED_STATUSES = [304, 404, 410]
@@ -71,10 +74,12 @@ class SourceSpider(scrapy.Spider):
         self.article_pattern = (
             re.compile(source.article_pattern) if source.article_pattern else None
         )
+        self.soft_404 = re.compile(source.soft_404) if source.soft_404 else None
         self.requested: set[str] = set()
         self.discovery_errors: list[str] = []
         self.skipped_old = 0
         self.skipped_robots = 0
+        self.host_down_skipped = 0
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for request in self.discovery_requests() if self.discover else ():
@@ -151,11 +156,35 @@ class SourceSpider(scrapy.Spider):
 
     def parse_article(self, response: Response, **kwargs: Any) -> Iterable[FetchResult]:
         """Yield the article download as a FetchResult for the pipelines."""
-        failure = "http_error" if response.status in (404, 410) else None
-        yield self._tag(result_from_response(response, failure=failure), response.meta)
+        result = result_from_response(
+            response, failure="http_error" if response.status in (404, 410) else None
+        )
+        soft = self.soft_404_reason(response) if result.failure is None else None
+        if soft is not None:
+            result = replace(result, failure="soft_404", reason=soft, body=b"")
+        yield self._tag(result, response.meta)
+
+    def soft_404_reason(self, response: Response) -> str | None:
+        """Why a 200 answer is a "not found" page in disguise: it matches the source's
+        ``soft_404`` pattern, or an article URL was redirected to the site's front page."""
+        if response.status != 200:
+            return None
+        origin = urlsplit(response.meta.get("origin_url", response.url))
+        landed = urlsplit(response.url)
+        if landed.path in ("", "/") and origin.path not in ("", "/") and not landed.query:
+            return f"soft 404: redirected to the front page {response.url}"
+        if self.soft_404 is not None:
+            text = response.body[:_SOFT_404_SCAN].decode("utf-8", "replace")
+            if self.soft_404.search(text):
+                return f"soft 404: the page matches {self.soft_404.pattern!r}"
+        return None
 
     def article_failed(self, failure: Failure) -> Iterable[FetchResult]:
-        """Yield a failed article download as a FetchResult naming the outcome."""
+        """Yield a failed article download as a FetchResult naming the outcome; a request
+        not made because its host is down for this run yields nothing (it stays due)."""
+        if isinstance(failure.value, HostUnavailable):
+            self.host_down_skipped += 1
+            return
         request = getattr(failure, "request", None)
         yield self._tag(result_from_failure(failure), request.meta if request else {})
 

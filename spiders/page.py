@@ -11,6 +11,7 @@ from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
+    DownloadFailedError,
     DownloadTimeoutError,
     IgnoreRequest,
     ResponseDataLossError,
@@ -30,6 +31,7 @@ _FAILURES: tuple[tuple[type[BaseException], str, str], ...] = (
     (DownloadConnectionRefusedError, "connection", "the connection was refused"),
     (CannotResolveHostError, "dns_error", "the host name could not be resolved"),
     (ResponseDataLossError, "data_loss", "the response was cut short"),
+    (DownloadFailedError, "reset", "the connection was lost before the page arrived"),
     (UnsupportedURLSchemeError, "unsupported_scheme", "only http and https URLs are fetched"),
 )
 
