@@ -6,6 +6,7 @@ sources with their spiders, a process pool for extraction and one batched writer
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -45,6 +46,7 @@ from crawler.store import (
     StoredArticle,
     acquire_lock,
     finish_run,
+    mark_crashed_runs,
     open_store,
     release_lock,
     source_articles,
@@ -91,7 +93,7 @@ def fetch_article(
     :class:`StoreError`; a failure is logged in the store's ``fetches`` table first.
     """
     url = validate_url(url)
-    db = open_store(config.store) if save else None
+    db = open_store(config.store, check=True) if save else None
     result = fetch_pages([url], config, verbose=verbose)[0]
     now = datetime.now(UTC)
     try:
@@ -200,8 +202,9 @@ def crawl_sources(
     # finally blocks below (locks released, runs marked), not kill the process outright.
     signal.signal(signal.SIGTERM, _interrupt)
     plan = _CrawlPlan(config, datetime.now(UTC), max_pages, revisit_only, on_progress, verbose)
-    db = open_store(config.store)
+    db = open_store(config.store, check=True)
     started = timestamp(plan.now)
+    mark_crashed_runs(db, started, process_is_dead)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     expires = timestamp(plan.now + lock_ttl)
     locked = [
@@ -230,13 +233,22 @@ def _crawl_locked(
     """Crawl the sources this process holds the locks of; their runs end interrupted
     if anything goes wrong on the way."""
     started = timestamp(plan.now)
-    run_ids = {source.name: start_run(db, source.name, started) for source in sources}
+    host, pid = socket.gethostname(), os.getpid()
+    run_ids = {
+        source.name: start_run(db, source.name, started, host=host, pid=pid) for source in sources
+    }
     try:
         return _crawl_started(sources, plan, db, run_ids)
-    except BaseException:
+    except BaseException as error:
         finished = timestamp(datetime.now(UTC))
+        outcome = "failed" if isinstance(error, (StoreError, sqlite3.Error, OSError)) else None
         for run_id in run_ids.values():
-            finish_run(db, run_id, finished, "interrupted", {}, "the crawl was interrupted")
+            # Best effort: with the disk full this fails too, and the next run marks the
+            # row crashed (its process is gone by then).
+            with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+                finish_run(
+                    db, run_id, finished, outcome or "interrupted", {}, _describe(error, outcome)
+                )
         raise
 
 
@@ -274,18 +286,36 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise CrawlInterrupted(f"stopped by signal {signum} before the crawl started")
 
 
+def _describe(error: BaseException, outcome: str | None) -> str:
+    if outcome is None:
+        return "the crawl was interrupted"
+    return f"storage failed: {' '.join(str(error).split())}"
+
+
 def _owner_is_dead(owner: str) -> bool:
     """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    return pid.isdigit() and process_is_dead(host, int(pid))
+
+
+def process_is_dead(host: str, pid: int) -> bool:
+    """Whether process ``pid`` of ``host`` has ended (False for other hosts: unknown).
+
+    A zombie (ended, not yet reaped by its parent) counts as ended.
+    """
+    if host != socket.gethostname():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
-    return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _extraction_pool() -> ProcessPoolExecutor:
