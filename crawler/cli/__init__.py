@@ -90,8 +90,8 @@ def _storage_problem(error: sqlite3.Error | OSError) -> str:
     full = "nothing committed was lost: free space and run again"
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return f"cannot write: {text}; {full}"
-    if isinstance(error, sqlite3.OperationalError) and "full" in text:
-        return f"cannot write the store: {text}; {full}"
+    if isinstance(error, sqlite3.OperationalError) and ("full" in text or "I/O" in text):
+        return f"cannot write the store: {text} (is the disk full?); {full}"
     if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
         return (
             f"the store is damaged ({text}): recover it with `sqlite3 STORE .recover | "

@@ -31,6 +31,7 @@ import sqlite_utils
 from crawler.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_SIZE_LIMIT = 64 * 2**20
 EVENT_KINDS = ("new", "changed", "title_changed", "removed", "restored")
 
 
@@ -317,6 +318,8 @@ def open_store(
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
+        # After a long reader held checkpoints back, the WAL shrinks again to this size.
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         db.execute("PRAGMA foreign_keys = ON")
         migrate(db)
     except sqlite3.DatabaseError as exc:
@@ -336,7 +339,10 @@ def damaged_store(path: Path, problem: object) -> StoreError:
     if isinstance(problem, sqlite3.OperationalError) and (
         "full" in detail or "disk i/o" in detail.lower()
     ):
-        return StoreError(f"cannot write the store {path}: {detail}")
+        return StoreError(
+            f"cannot write the store {path}: {detail} (is the disk full?); nothing "
+            "committed was lost: free space and run again"
+        )
     return StoreError(
         f"cannot open the store {path}: it is damaged or not a SQLite database ({detail}); "
         f"it was left untouched: recover it with `sqlite3 {path} .recover | sqlite3 "
@@ -353,6 +359,11 @@ def _check_header(path: Path) -> None:
         raise StoreError(f"cannot read the store {path}: {exc}") from None
     if head and head != SQLITE_HEADER:
         raise damaged_store(path, "file is not a database: its header is wrong")
+    if not head and next((path.parent / "articles").glob("*.txt"), None) is not None:
+        raise StoreError(
+            f"the store {path} is empty, but articles/ beside it holds text files: it looks "
+            "truncated; restore a backup (or move articles/ away to start a new store)"
+        )
 
 
 def integrity_problems(db: sqlite_utils.Database) -> list[str]:

@@ -85,7 +85,7 @@ def recover_text_files(db: sqlite_utils.Database, text_dir: Path) -> Repairs:
     Cheap when there is nothing to do (one listing of ``.pending/``). Otherwise, holding
     the write lock: a file whose article is missing is removed, a file that differs from
     the article's latest version is rewritten from the store, temporary files are removed.
-    Every repair is logged at WARNING.
+    Logs one WARNING line with the counts (each file at INFO).
     """
     repairs = Repairs()
     if not _journals(text_dir):
@@ -102,7 +102,16 @@ def recover_text_files(db: sqlite_utils.Database, text_dir: Path) -> Repairs:
         for journal in journals:
             close_journal(journal)
     for line in repairs.lines():
-        log.warning("text files: %s", line)
+        log.info("text files: %s", line)
+    if repairs.count:
+        log.warning(
+            "text files: %s put back in line with the store after an interrupted write "
+            "(%s rewritten, %s removed, %s temporary files removed)",
+            repairs.count,
+            len(repairs.rewritten),
+            len(repairs.removed),
+            len(repairs.swept),
+        )
     return repairs
 
 
