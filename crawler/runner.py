@@ -31,6 +31,7 @@ from crawler.errors import CrawlerError, ExtractionError, FetchError, StoreError
 from crawler.extraction import Article
 from crawler.fetches import FetchResult, article_from_fetch
 from crawler.pipelines import SourceCrawler
+from crawler.processes import process_is_dead
 from crawler.recording import (
     BatchRecorder,
     Policy,
@@ -212,7 +213,7 @@ def crawl_sources(
         for source in sources
         if acquire_lock(db, f"source:{source.name}", owner, started, expires, _owner_is_dead)
     ]
-    busy = ("another run of this source is going on",)
+    busy = ("already running: another crawl of this source holds its lock",)
     skipped = [
         SourceRun(source.name, "skipped", {}, busy, started, started)
         for source in sources
@@ -296,26 +297,6 @@ def _owner_is_dead(owner: str) -> bool:
     """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
     host, _, pid = owner.rpartition(":")
     return pid.isdigit() and process_is_dead(host, int(pid))
-
-
-def process_is_dead(host: str, pid: int) -> bool:
-    """Whether process ``pid`` of ``host`` has ended (False for other hosts: unknown).
-
-    A zombie (ended, not yet reaped by its parent) counts as ended.
-    """
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _extraction_pool() -> ProcessPoolExecutor:
@@ -429,6 +410,9 @@ def _source_run(
     outcome = "failed" if errors else "ok"
     if reason == "shutdown":
         outcome = "interrupted"
+    elif reason is None:  # the spider never ran to its end (a SIGTERM while starting up)
+        outcome = "interrupted"
+        errors.append("the crawl stopped before its spider finished")
     counts = dict(recorder.counts(source.name))
     for name, attribute in (
         ("too_old", "skipped_old"),

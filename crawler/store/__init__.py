@@ -752,6 +752,19 @@ def release_lock(db: sqlite_utils.Database, name: str, owner: str) -> None:
         db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", [name, owner])
 
 
+RUN_NOT_COMPLETED = ("running", "interrupted", "crashed")
+
+
+def last_run(db: sqlite_utils.Database, source: str) -> tuple[str, str] | None:
+    """(started_at, outcome) of the newest run of ``source`` (by id: the clock may have
+    jumped), or None."""
+    row = db.execute(
+        "SELECT started_at, outcome FROM runs WHERE source = ? ORDER BY id DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def last_run_started(db: sqlite_utils.Database, source: str) -> str | None:
     """When the newest run of ``source`` (by id: the clock may have jumped) started, or None."""
     row = db.execute(
