@@ -411,3 +411,29 @@ def test_d7_a_migration_killed_half_way_leaves_the_previous_schema(tmp_path):
         assert done.returncode == 0, done.stderr
         assert _schema(store)[0] == crawler_store.SCHEMA_VERSION
     assert 3 in seen  # at least one kill landed before migration 4 committed
+
+
+def test_check_finds_text_files_out_of_line_and_repair_rewrites_them_from_the_store(
+    healthy_store, tmp_path
+):
+    store = tmp_path / "crawl.db"
+    shutil.copy(healthy_store, store)
+    texts = shutil.copytree(healthy_store.parent / "articles", tmp_path / "articles")
+    names = sorted(path.name for path in texts.iterdir())
+    (texts / names[0]).unlink()  # a row whose file is missing
+    (texts / names[1]).write_text("Titel\nein fremder Text\n", encoding="utf-8")
+    (texts / "999_0123456789abcdef.txt").write_text("verwaist\n", encoding="utf-8")
+    (texts / ".tmp-abc.txt").write_text("halb", encoding="utf-8")
+    home = tmp_path / "home"
+
+    found = proc.run(proc.crawler("check", store=store), home)
+    assert found.returncode == 1
+    assert found.stderr.splitlines()[-1].startswith("error: ") and "4 problems" in found.stderr
+    for name in (names[0], names[1], "999_0123456789abcdef.txt", ".tmp-abc.txt"):
+        assert name in found.stdout
+
+    repaired = proc.run(proc.crawler("check", "--repair", store=store), home)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "4 files repaired" in repaired.stdout
+    assert_db_healthy(store)
+    assert proc.run(proc.crawler("check", store=store), home).returncode == 0
