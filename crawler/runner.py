@@ -211,7 +211,7 @@ def crawl_sources(
     locked = [
         source
         for source in sources
-        if acquire_lock(db, f"source:{source.name}", owner, started, expires, _owner_is_dead)
+        if acquire_lock(db, f"source:{source.name}", owner, started, expires)
     ]
     busy = ("already running: another crawl of this source holds its lock",)
     skipped = [
@@ -291,12 +291,6 @@ def _describe(error: BaseException, outcome: str | None) -> str:
     if outcome is None:
         return "the crawl was interrupted"
     return f"storage failed: {' '.join(str(error).split())}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
-    host, _, pid = owner.rpartition(":")
-    return pid.isdigit() and process_is_dead(host, int(pid))
 
 
 def _extraction_pool() -> ProcessPoolExecutor:

@@ -29,6 +29,7 @@ from typing import Any
 import sqlite_utils
 
 from crawler.errors import StoreError
+from crawler.processes import process_is_dead
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_SIZE_LIMIT = 64 * 2**20
@@ -727,12 +728,14 @@ def acquire_lock(
     owner: str,
     now: str,
     expires: str,
-    is_dead: Callable[[str], bool] = lambda _owner: False,
+    is_dead: Callable[[str], bool] | None = None,
 ) -> bool:
     """Take the lock ``name`` for ``owner`` until ``expires``; False if someone else holds it.
 
-    A lock whose expiry has passed, or whose owner ``is_dead``, is taken over.
+    A lock whose expiry has passed, or whose owner ``is_dead`` (by default: an owner
+    ``host:pid`` whose process on this host has ended), is taken over.
     """
+    is_dead = is_dead or owner_is_dead
     with write_transaction(db):
         row = db.execute("SELECT owner, expires_at FROM locks WHERE name = ?", [name]).fetchone()
         if row is not None and row[0] != owner and row[1] > now and not is_dead(row[0]):
@@ -744,6 +747,12 @@ def acquire_lock(
             [name, owner, now, expires],
         )
         return True
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
+    host, _, pid = owner.rpartition(":")
+    return pid.isdigit() and process_is_dead(host, int(pid))
 
 
 def release_lock(db: sqlite_utils.Database, name: str, owner: str) -> None:
