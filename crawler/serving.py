@@ -164,7 +164,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "source": "The source crawled.",
             "started_at": "Start (UTC).",
             "finished_at": "End (UTC); empty while running.",
-            "outcome": "running, ok, failed or interrupted.",
+            "outcome": "running, ok, failed, interrupted, or crashed (its process died).",
             "fetched": "Pages fetched.",
             "new": "New articles.",
             "changed": "Changed articles.",
@@ -173,6 +173,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "removed": "Articles confirmed removed.",
             "errors": "Failed fetches.",
             "error": "Why the run failed.",
+            "host": "The host of the crawl process.",
+            "pid": "The process id of the crawl, to tell a crashed run from a live one.",
         },
     },
 }

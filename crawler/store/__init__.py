@@ -284,9 +284,6 @@ class StoredVersion:
     extractor: str | None
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def open_store(
     path: str | Path, *, create: bool = True, check: bool = False
 ) -> sqlite_utils.Database:
@@ -352,15 +349,15 @@ def damaged_store(path: Path, problem: object) -> StoreError:
 
 
 def _check_header(path: Path) -> None:
-    # An empty file is an empty database to SQLite; anything else must start with the header.
+    # Only stat(), never open(): closing any descriptor of the database file drops every
+    # POSIX lock this process's SQLite connections hold on it (howtocorrupt.html 2.2), and
+    # another thread may be writing. A header that is not SQLite's is reported by SQLite
+    # itself ("file is not a database") without it writing anything.
     try:
-        with open(path, "rb") as stream:
-            head = stream.read(len(SQLITE_HEADER))
+        empty = path.stat().st_size == 0
     except OSError as exc:
         raise StoreError(f"cannot read the store {path}: {exc}") from None
-    if head and head != SQLITE_HEADER:
-        raise damaged_store(path, "file is not a database: its header is wrong")
-    if not head and next((path.parent / "articles").glob("*.txt"), None) is not None:
+    if empty and next((path.parent / "articles").glob("*.txt"), None) is not None:
         raise StoreError(
             f"the store {path} is empty, but articles/ beside it holds text files: it looks "
             "truncated; restore a backup (or move articles/ away to start a new store)"
