@@ -105,4 +105,7 @@ def test_four_crawls_of_overlapping_sources_at_once(store, tmp_path, newsroom):
     assert health.articles == 24 and health.versions == 24  # one article each, once
     with sqlite3.connect(store) as conn:
         runs = conn.execute("SELECT source, outcome FROM runs ORDER BY source").fetchall()
-    assert runs == [(f"feed{n}", "ok") for n in range(PROCESSES)], (runs, [r.stderr[-3000:] for r in results])
+    assert runs == [(f"feed{n}", "ok") for n in range(PROCESSES)], (
+        runs,
+        [r.stderr[-3000:] for r in results],
+    )
