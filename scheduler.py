@@ -10,7 +10,12 @@ Run it as ``crawler schedule`` or ``python scheduler.py``. The one home of APSch
   (``max_instances=1``); the crawl itself locks the source in the store, and a lock
   whose process died is taken over.
 - Runs missed while the scheduler was down are coalesced into one; on start each
-  source's first run is due at its last run's start plus its interval.
+  source's first run is due at its last run's start plus its interval (at once if that
+  run did not complete; at most one interval away if the clock was set back).
+- A crawl killed by a signal (the OOM killer, SIGKILL) has its run marked ``crashed``;
+  the next run comes on schedule. A scheduler killed mid-run leaves its crawls' pids in
+  ``logs/crawls/``: the next scheduler stops those orphans (SIGTERM, then SIGKILL) and
+  marks every run whose process is gone ``crashed`` before it schedules anything.
 - Crawls read ``sources.active.toml`` beside the store: a copy of the last good
   sources file, so an edit with a mistake never reaches them.
 - SIGTERM/SIGINT stop it: running crawls get SIGTERM (Scrapy finishes what is in
@@ -26,9 +31,11 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,9 +48,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from crawler.errors import ConfigError, CrawlerError
+from crawler.processes import process_is_dead
 from crawler.revisits import parse_stamp
 from crawler.sources import Source, read_sources_file
-from crawler.store import last_run_started, open_store
+from crawler.store import RUN_NOT_COMPLETED, last_run, mark_crashed_runs, open_store
 from crawler.textfiles import write_text_file
 
 log = logging.getLogger("scheduler")
@@ -71,6 +79,7 @@ class CrawlLauncher:
         self.settings = settings
         self.logs = settings.store.parent / "logs"
         self.sources_file = settings.store.parent / "sources.active.toml"
+        self.children = self.logs / "crawls"
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -92,11 +101,15 @@ class CrawlLauncher:
             command.append("--revisit-only")
         command += self.settings.crawl_options
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.children.mkdir(parents=True, exist_ok=True)
         kind = "revisit" if revisit_only else "crawl"
         with open(self.logs / f"{source}.log", "ab") as output:
             process = subprocess.Popen(
                 command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
             )
+            # Noted on disk, so a scheduler restarted after a SIGKILL can stop the orphan.
+            child = self.children / str(process.pid)
+            child.write_text(source, encoding="utf-8")
             with self._lock:
                 self._running[process.pid] = process
             log.info("%s of %s started (pid %s)", kind, source, process.pid)
@@ -108,8 +121,42 @@ class CrawlLauncher:
             finally:
                 with self._lock:
                     self._running.pop(process.pid, None)
-        log.info("%s of %s ended with exit code %s", kind, source, code)
+                child.unlink(missing_ok=True)
+        if code < 0:
+            _signal_group(process, signal.SIGKILL)  # its extraction workers, if any are left
+            self._mark_crashed(f"the crawl process was killed by signal {-code}")
+            log.error(
+                "%s of %s was killed by signal %s; its run is marked crashed", kind, source, -code
+            )
+        else:
+            log.info("%s of %s ended with exit code %s", kind, source, code)
         return code
+
+    def stop_orphans(self) -> int:
+        """Stop the crawls a previous scheduler started and left running when it died
+        (SIGTERM to each process group, SIGKILL after the grace period); return how many."""
+        try:
+            pids = [int(path.name) for path in self.children.iterdir() if path.name.isdigit()]
+        except FileNotFoundError:
+            return 0
+        stopped = 0
+        for pid in pids:
+            if _is_our_crawl(pid):
+                log.warning("stopping crawl pid %s left running by a previous scheduler", pid)
+                _stop_group(pid)
+                stopped += 1
+            (self.children / str(pid)).unlink(missing_ok=True)
+        return stopped
+
+    def _mark_crashed(self, reason: str) -> None:
+        try:
+            db = open_store(self.settings.store)
+            try:
+                mark_crashed_runs(db, _stamp(datetime.now(UTC)), process_is_dead, reason)
+            finally:
+                db.close()
+        except CrawlerError as error:
+            log.error("could not mark the run crashed: %s", error)
 
     def stop_all(self) -> None:
         """Ask every running crawl to stop (SIGTERM), then kill what is left."""
@@ -136,12 +183,48 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def first_run(last_started: str | None, every: timedelta | None, now: datetime) -> datetime:
+def _stamp(now: datetime) -> str:
+    from crawler.recording import timestamp  # the store's format; imported late: it is heavy
+
+    return timestamp(now)
+
+
+def _is_our_crawl(pid: int) -> bool:
+    """Whether ``pid`` is alive and still a ``crawler crawl`` process (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            argv = stream.read().split(b"\0")
+    except OSError:
+        return False
+    return b"crawl" in argv and not process_is_dead(socket.gethostname(), pid)
+
+
+def _stop_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + TERMINATE_GRACE
+    while time.monotonic() < deadline and not process_is_dead(socket.gethostname(), pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def first_run(
+    last_started: str | None,
+    every: timedelta | None,
+    now: datetime,
+    completed: bool = True,
+) -> datetime:
     """When a source's first run after a (re)start is due: its last start plus its
-    interval, or now if that has passed (missed runs coalesce into this one)."""
-    if last_started is None or every is None:
+    interval, or now if that has passed (missed runs coalesce into this one) or if the
+    last run did not complete (``completed`` False: it crashed or was interrupted).
+
+    A last start in the future means the clock was set back: the run is due at most one
+    interval from now, never an hour of clock jump later.
+    """
+    if last_started is None or every is None or not completed:
         return now
-    return max(now, parse_stamp(last_started) + every)
+    return max(now, min(parse_stamp(last_started) + every, now + every))
 
 
 class Monitor:
@@ -161,8 +244,17 @@ class Monitor:
         self._stop = threading.Event()
 
     def start(self) -> None:
-        """Load the sources (raises ConfigError if the file is bad) and start the jobs."""
+        """Load the sources (raises ConfigError if the file is bad), clean up after a
+        scheduler that died (its crawls stopped, their runs marked crashed), start the jobs."""
         self.sources = self._load()
+        self.launcher.stop_orphans()
+        db = open_store(self.settings.store, check=True)
+        try:
+            crashed = mark_crashed_runs(db, _stamp(self.clock()), process_is_dead)
+        finally:
+            db.close()
+        if crashed:
+            log.warning("runs %s had no process left: marked crashed", crashed)
         self.scheduler.start()
         self._schedule(self.sources)
         self.scheduler.add_job(
@@ -224,11 +316,13 @@ class Monitor:
         now = self.clock()
         db = open_store(self.settings.store)
         try:
-            starts = {s.name: last_run_started(db, s.name) for s in sources}
+            last = {s.name: last_run(db, s.name) for s in sources}
         finally:
             db.close()
         for source in sources:
-            trigger = _trigger(source, first_run(starts[source.name], source.every, now))
+            started, outcome = last[source.name] or (None, None)
+            due = first_run(started, source.every, now, outcome not in RUN_NOT_COMPLETED)
+            trigger = _trigger(source, due)
             first: dict[str, Any] = {}
             if not source.schedule.cron:
                 first["next_run_time"] = trigger.start_date

@@ -603,11 +603,12 @@ def publish_alerts(
     user_agent: str = USER_AGENT,
     policy: AddressPolicy = NOTHING,
     resolve: Mapping[str, str | None] | None = None,
-    owner_is_dead: Callable[[str], bool] = lambda _owner: False,
+    owner_is_dead: Callable[[str], bool] | None = None,
 ) -> DeliveryReport | None:
     """After a crawl: deliver due events to the webhook (if one is set) and rewrite the
     Atom feed. Holds the store's ``alerts`` lock so two crawls never send an event twice
-    (a lock whose owner ``owner_is_dead``, killed mid-delivery, is taken over); returns
+    (a lock whose owner has ended, killed mid-delivery, is taken over: by default the
+    store's own test of the owner process, else ``owner_is_dead``); returns
     None when another process is publishing right now."""
     owner = f"{socket.gethostname()}:{os.getpid()}"
     expires = timestamp(now + timedelta(seconds=DEFAULT_BUDGET * 2))

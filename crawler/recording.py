@@ -1,8 +1,10 @@
 """Recording: an extracted Article (or a failed fetch) into the store and the text files.
 
 Change detection itself is pure (:mod:`crawler.changes`); this module reads the previous
-version, asks for the outcome and writes what it implies, in one transaction per page.
-The text file is written before the transaction that points to it commits.
+version, asks for the outcome and writes what it implies, in one transaction per batch
+of pages. The text file is written before the transaction that points to it commits,
+under a journal, so a crash or a rollback never leaves a file out of line with the store
+for longer than the next writer's start (see :mod:`crawler.store.recovery`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from crawler.fetches import CrawledPage, FetchResult
 from crawler.health import collapse_problem
 from crawler.revisits import NextCheck, next_check, parse_stamp
 from crawler.sources import RevisitPolicy
+from crawler.store.recovery import text_transaction
 from crawler.textfiles import text_file_name, write_text_file
 from crawler.urls import canonicalize_url
 
@@ -104,7 +107,7 @@ def record_article(
     Returns what happened. Raises :class:`crawler.errors.StoreError` or ``OSError`` on
     storage failure, in which case nothing was committed.
     """
-    with store.write_transaction(db):
+    with text_transaction(db, text_dir):
         recorded = _apply_article(
             db, article, fetch, text_dir, timestamp(now), tuple(ignore_patterns), source
         )
@@ -145,7 +148,7 @@ def record_pages(
     at = timestamp(now)
     policies = policies or {}
     results = []
-    with store.write_transaction(db):
+    with text_transaction(db, text_dir):  # the batch commits whole, or not at all
         for page in pages:
             policy = policies.get(page.fetch.source, Policy())
             result = _apply_page(db, page, text_dir, at, policy)

@@ -6,6 +6,7 @@ sources with their spiders, a process pool for extraction and one batched writer
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from crawler.errors import CrawlerError, ExtractionError, FetchError, StoreError
 from crawler.extraction import Article
 from crawler.fetches import FetchResult, article_from_fetch
 from crawler.pipelines import SourceCrawler
+from crawler.processes import process_is_dead
 from crawler.recording import (
     BatchRecorder,
     Policy,
@@ -43,6 +45,7 @@ from crawler.store import (
     StoredArticle,
     acquire_lock,
     finish_run,
+    mark_crashed_runs,
     open_store,
     release_lock,
     source_articles,
@@ -90,7 +93,7 @@ def fetch_article(
     :class:`StoreError`; a failure is logged in the store's ``fetches`` table first.
     """
     url = validate_url(url)
-    db = open_store(config.store) if save else None
+    db = open_store(config.store, check=True) if save else None
     result = fetch_pages([url], config, verbose=verbose)[0]
     now = datetime.now(UTC)
     try:
@@ -202,16 +205,17 @@ def crawl_sources(
     # finally blocks below (locks released, runs marked), not kill the process outright.
     signal.signal(signal.SIGTERM, _interrupt)
     plan = _CrawlPlan(config, datetime.now(UTC), max_pages, revisit_only, on_progress, verbose)
-    db = open_store(config.store)
+    db = open_store(config.store, check=True)
     started = timestamp(plan.now)
+    mark_crashed_runs(db, started, process_is_dead)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     expires = timestamp(plan.now + lock_ttl)
     locked = [
         source
         for source in sources
-        if acquire_lock(db, f"source:{source.name}", owner, started, expires, _owner_is_dead)
+        if acquire_lock(db, f"source:{source.name}", owner, started, expires)
     ]
-    busy = ("another run of this source is going on",)
+    busy = ("already running: another crawl of this source holds its lock",)
     skipped = [
         SourceRun(source.name, "skipped", {}, busy, started, started)
         for source in sources
@@ -232,13 +236,22 @@ def _crawl_locked(
     """Crawl the sources this process holds the locks of; their runs end interrupted
     if anything goes wrong on the way."""
     started = timestamp(plan.now)
-    run_ids = {source.name: start_run(db, source.name, started) for source in sources}
+    host, pid = socket.gethostname(), os.getpid()
+    run_ids = {
+        source.name: start_run(db, source.name, started, host=host, pid=pid) for source in sources
+    }
     try:
         return _crawl_started(sources, plan, db, run_ids)
-    except BaseException:
+    except BaseException as error:
         finished = timestamp(datetime.now(UTC))
+        outcome = "failed" if isinstance(error, (StoreError, sqlite3.Error, OSError)) else None
         for run_id in run_ids.values():
-            finish_run(db, run_id, finished, "interrupted", {}, "the crawl was interrupted")
+            # Best effort: with the disk full this fails too, and the next run marks the
+            # row crashed (its process is gone by then).
+            with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+                finish_run(
+                    db, run_id, finished, outcome or "interrupted", {}, _describe(error, outcome)
+                )
         raise
 
 
@@ -275,18 +288,10 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise CrawlInterrupted(f"stopped by signal {signum} before the crawl started")
 
 
-def _owner_is_dead(owner: str) -> bool:
-    """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def _describe(error: BaseException, outcome: str | None) -> str:
+    if outcome is None:
+        return "the crawl was interrupted"
+    return f"storage failed: {' '.join(str(error).split())}"
 
 
 def _extraction_pool(config: Config) -> ExtractionPool:
@@ -405,6 +410,9 @@ def _source_run(
     outcome = "failed" if errors else "ok"
     if reason == "shutdown":
         outcome = "interrupted"
+    elif reason is None:  # the spider never ran to its end (a SIGTERM while starting up)
+        outcome = "interrupted"
+        errors.append("the crawl stopped before its spider finished")
     counts = dict(recorder.counts(source.name))
     for name, attribute in (
         ("too_old", "skipped_old"),

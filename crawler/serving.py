@@ -185,7 +185,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "source": "The source crawled.",
             "started_at": "Start (UTC).",
             "finished_at": "End (UTC); empty while running.",
-            "outcome": "running, ok, failed or interrupted.",
+            "outcome": "running, ok, failed, interrupted, or crashed (its process died).",
             "fetched": "Pages fetched.",
             "new": "New articles.",
             "changed": "Changed articles.",
@@ -194,6 +194,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "removed": "Articles confirmed removed.",
             "errors": "Failed fetches.",
             "error": "Why the run failed.",
+            "host": "The host of the crawl process.",
+            "pid": "The process id of the crawl, to tell a crashed run from a live one.",
         },
     },
 }

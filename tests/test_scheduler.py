@@ -186,7 +186,7 @@ def test_sigkill_of_a_crawl_mid_run_leaves_no_partial_version_and_no_stuck_lock(
     stdout, stderr = again.communicate(timeout=120)
     assert again.returncode == 0, stderr
     assert '"outcome": "ok"' in stdout  # the dead owner's lock was taken over
-    assert rows(store, "SELECT outcome FROM runs ORDER BY id") == [("interrupted",), ("ok",)]
+    assert rows(store, "SELECT outcome FROM runs ORDER BY id") == [("crashed",), ("ok",)]
     assert rows(store, "SELECT count(*) FROM locks") == [(0,)]
     assert rows(store, "SELECT count(*) FROM articles") == [(len(ENTRIES),)]
     assert_healthy(store)

@@ -8,7 +8,9 @@ The commands live in submodules by what they work on: ``pages`` (fetch, extract,
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,12 +113,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return EXIT_INTERRUPTED
+    except (sqlite3.Error, OSError) as error:
+        if debug:
+            raise
+        _fail(_storage_problem(error))
+        return 1
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             raise
         _fail(f"internal error: {type(error).__name__}: {error} (run with --debug for details)")
         return EXIT_INTERNAL
     return 0
+
+
+def _storage_problem(error: sqlite3.Error | OSError) -> str:
+    """One line for a storage failure that reached the top: what happened and what now."""
+    text = " ".join(str(error).split())
+    full = "nothing committed was lost: free space and run again"
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"cannot write: {text}; {full}"
+    if isinstance(error, sqlite3.OperationalError) and ("full" in text or "I/O" in text):
+        return f"cannot write the store: {text} (is the disk full?); {full}"
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+        return (
+            f"the store is damaged ({text}): recover it with `sqlite3 STORE .recover | "
+            "sqlite3 recovered.db` or restore a backup"
+        )
+    return f"storage failed: {type(error).__name__}: {text} (run with --debug for details)"
 
 
 def _fail(message: str) -> None:
@@ -127,3 +150,4 @@ from crawler.cli import crawling, pages  # noqa: E402, F401 - registers the comm
 
 from crawler.cli import querying  # noqa: E402, F401  # isort: skip
 from crawler.cli import reporting  # noqa: E402, F401  # isort: skip
+from crawler.cli import maintenance  # noqa: E402, F401  # isort: skip

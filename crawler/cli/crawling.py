@@ -114,7 +114,6 @@ def _publish_alerts(config: Config, found: SourcesFile) -> str | None:
     from datetime import UTC, datetime
 
     from crawler.alerts import publish_alerts
-    from crawler.runner import _owner_is_dead
     from crawler.store import open_store
 
     db = open_store(config.store)
@@ -134,7 +133,6 @@ def _publish_alerts(config: Config, found: SourcesFile) -> str | None:
             user_agent=config.effective_user_agent,
             policy=config.allow_private_addresses,
             resolve=dict(config.resolve),
-            owner_is_dead=_owner_is_dead,
         )
     finally:
         db.close()

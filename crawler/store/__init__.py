@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ from typing import Any
 import sqlite_utils
 
 from crawler.errors import StoreError
+from crawler.processes import process_is_dead
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_SIZE_LIMIT = 64 * 2**20
 EVENT_KINDS = ("new", "changed", "title_changed", "removed", "restored")
 
 
@@ -282,12 +285,47 @@ def _paragraph_ids(
     return [known[line] for line in lines]
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    # SQLite cannot change a CHECK constraint in place: the table is rebuilt.
+    db.executescript(
+        """
+        CREATE TABLE runs_new (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            outcome TEXT NOT NULL DEFAULT 'running'
+                CHECK (outcome IN ('running', 'ok', 'failed', 'interrupted', 'crashed')),
+            fetched INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            not_modified INTEGER NOT NULL DEFAULT 0,
+            removed INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            host TEXT,
+            pid INTEGER
+        );
+        INSERT INTO runs_new (id, source, started_at, finished_at, outcome, fetched, new,
+                changed, unchanged, not_modified, removed, errors, error)
+            SELECT id, source, started_at, finished_at, outcome, fetched, new, changed,
+                unchanged, not_modified, removed, errors, error FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_new RENAME TO runs;
+        CREATE INDEX runs_source_started ON runs (source, started_at);
+        CREATE INDEX runs_running ON runs (outcome) WHERE outcome = 'running';
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("articles, versions, events, fetches and full-text search", _migration_1),
     ("crawl runs; removal confirmation and listing dates on articles", _migration_2),
     ("next checks of articles, alert deliveries, crawl locks", _migration_3),
     ("the source of every fetch, for extraction health per source", _migration_4),
     ("paragraph storage: each distinct line of an article once, versions as a view", _migration_5),
+    ("the process of every run, so a run whose process died is marked crashed", _migration_6),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -346,11 +384,16 @@ class StoredVersion:
     extractor: str | None
 
 
-def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+def open_store(
+    path: str | Path, *, create: bool = True, check: bool = False
+) -> sqlite_utils.Database:
     """Open (and with ``create``, create) the store at ``path``, migrated to the current schema.
 
-    Raises :class:`StoreError` if the file is missing (without ``create``), is not a
-    SQLite database, or was written by a newer version of this program.
+    With ``check``, ``PRAGMA quick_check`` runs first (about 0.1 s per 100 MB): writers
+    pass it once per process. Text files left ahead of the store by a crashed writer are
+    reconciled (see :mod:`crawler.store.recovery`). Raises :class:`StoreError` if the file
+    is missing (without ``create``), is damaged or not a SQLite database (the file is
+    never modified then), or was written by a newer version of this program.
     """
     path = Path(path)
     if not path.exists():
@@ -362,18 +405,100 @@ def open_store(path: str | Path, *, create: bool = True) -> sqlite_utils.Databas
             raise StoreError(f"cannot create the store directory {path.parent}: {exc}") from None
     elif not path.is_file():
         raise StoreError(f"the store path {path} is not a file")
+    else:
+        _check_header(path)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
         db = sqlite_utils.Database(conn)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
+        if check:
+            quick_check(db, path)
+        _use_wal(db)
         db.execute("PRAGMA synchronous = NORMAL")
+        # After a long reader held checkpoints back, the WAL shrinks again to this size.
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         db.execute("PRAGMA foreign_keys = ON")
         migrate(db)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open the store {path}: {exc}") from None
+        raise damaged_store(path, exc) from None
+    from crawler.store.recovery import recover_text_files  # it builds on this module
+
+    try:
+        recover_text_files(db, path.parent / "articles")
+    except sqlite3.DatabaseError as exc:
+        raise damaged_store(path, exc) from None
     return db
+
+
+def _use_wal(db: sqlite_utils.Database) -> None:
+    """Switch the store to WAL (once per store). The switch needs the database to itself
+    and SQLite reports "locked" at once, without waiting, when another process opening an
+    older (rollback-journal) store at the same moment holds a read lock: so it is retried.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def damaged_store(path: Path, problem: object) -> StoreError:
+    """The error for a store that SQLite cannot read: what is wrong and the way back."""
+    detail = " ".join(str(problem).split())
+    if isinstance(problem, sqlite3.OperationalError) and "locked" in detail:
+        return StoreError(
+            f"the store {path} is locked by another process ({detail}); nothing was "
+            "changed: run again when the other crawl or query has finished"
+        )
+    if isinstance(problem, sqlite3.OperationalError) and (
+        "full" in detail or "disk i/o" in detail.lower()
+    ):
+        return StoreError(
+            f"cannot write the store {path}: {detail} (is the disk full?); nothing "
+            "committed was lost: free space and run again"
+        )
+    return StoreError(
+        f"cannot open the store {path}: it is damaged or not a SQLite database ({detail}); "
+        f"it was left untouched: recover it with `sqlite3 {path} .recover | sqlite3 "
+        "recovered.db` or restore a backup"
+    )
+
+
+def _check_header(path: Path) -> None:
+    # Only stat(), never open(): closing any descriptor of the database file drops every
+    # POSIX lock this process's SQLite connections hold on it (howtocorrupt.html 2.2), and
+    # another thread may be writing. A header that is not SQLite's is reported by SQLite
+    # itself ("file is not a database") without it writing anything.
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc}") from None
+    if empty and next((path.parent / "articles").glob("*.txt"), None) is not None:
+        raise StoreError(
+            f"the store {path} is empty, but articles/ beside it holds text files: it looks "
+            "truncated; restore a backup (or move articles/ away to start a new store)"
+        )
+
+
+def integrity_problems(db: sqlite_utils.Database) -> list[str]:
+    """What ``PRAGMA integrity_check`` and ``foreign_key_check`` find; empty if all is well."""
+    problems = [row[0] for row in db.execute("PRAGMA integrity_check").fetchall()]
+    problems = [] if problems == ["ok"] else problems
+    for table, rowid, parent, _ in db.execute("PRAGMA foreign_key_check").fetchall():
+        problems.append(f"{table} row {rowid} points to a missing {parent} row")
+    return problems
+
+
+def quick_check(db: sqlite_utils.Database, path: Path) -> None:
+    """Raise :class:`StoreError` naming the recovery path if ``PRAGMA quick_check`` fails."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+    if problems != ["ok"]:
+        raise damaged_store(path, f"quick_check: {problems[0]}")
 
 
 def open_store_readonly(path: str | Path) -> sqlite_utils.Database:
@@ -408,7 +533,7 @@ def _connect_readonly(path: Path) -> sqlite_utils.Database:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         schema_version(db)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open the store {path}: {exc}") from None
+        raise damaged_store(path, exc) from None
     return db
 
 
@@ -418,10 +543,13 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Apply the migrations the store lacks, each in its own transaction.
+    """Apply the migrations the store lacks, each in its own transaction with its
+    ``user_version`` bump: a migration killed half-way leaves the store as it was.
 
-    Raises :class:`StoreError` if the store is newer than this program.
+    Two processes migrating at once: the second waits for the write lock, then finds
+    nothing to do. Raises :class:`StoreError` if the store is newer than this program.
     """
+    inside = _InTransaction(db.conn)
     while True:
         with write_transaction(db):
             version = schema_version(db)
@@ -433,8 +561,37 @@ def migrate(db: sqlite_utils.Database) -> None:
             if version == SCHEMA_VERSION:
                 return
             _, apply = MIGRATIONS[version]
-            apply(db)
+            apply(inside)
             db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+class _InTransaction(sqlite_utils.Database):
+    """A view of a connection whose ``executescript`` stays inside the open transaction.
+
+    ``sqlite3``'s own ``executescript`` commits first, which would split a migration
+    into one transaction per statement.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn, recursive_triggers=False, execute_plugins=False)
+
+    def executescript(self, sql: str) -> sqlite3.Cursor:
+        cursor = self.conn.cursor()
+        for statement in split_statements(sql):
+            cursor.execute(statement)
+        return cursor
+
+
+def split_statements(script: str) -> list[str]:
+    """The complete SQL statements of ``script`` (trigger bodies kept whole)."""
+    statements, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip().strip(";").strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    return statements
 
 
 @contextmanager
@@ -631,20 +788,54 @@ def source_articles(db: sqlite_utils.Database, source: str) -> Iterator[tuple[St
         yield StoredArticle(**values), alias
 
 
-def start_run(db: sqlite_utils.Database, source: str, at: str) -> int:
-    """Insert a ``runs`` row for a crawl of ``source`` that starts now; return its id.
+def start_run(
+    db: sqlite_utils.Database,
+    source: str,
+    at: str,
+    *,
+    host: str | None = None,
+    pid: int | None = None,
+) -> int:
+    """Insert a ``runs`` row for a crawl of ``source`` by process ``host:pid`` that starts
+    now; return its id.
 
     Call it holding the source's lock: any run of the source still marked ``running``
-    then belongs to a process that died, and is marked ``interrupted``.
+    then belongs to a process that died, and is marked ``crashed``.
     """
     with write_transaction(db):
         db.execute(
-            "UPDATE runs SET outcome = 'interrupted', finished_at = ?, "
+            "UPDATE runs SET outcome = 'crashed', finished_at = ?, "
             "error = 'the crawl process ended without finishing its run' "
             "WHERE source = ? AND outcome = 'running'",
             [at, source],
         )
-        return _insert(db, "runs", {"source": source, "started_at": at, "outcome": "running"})
+        row = {"source": source, "started_at": at, "outcome": "running", "host": host, "pid": pid}
+        return _insert(db, "runs", row)
+
+
+def mark_crashed_runs(
+    db: sqlite_utils.Database,
+    at: str,
+    is_dead: Callable[[str, int], bool],
+    reason: str = "the crawl process ended without finishing its run",
+) -> list[int]:
+    """Mark ``crashed`` every run still ``running`` whose process (``is_dead(host, pid)``)
+    has ended; return their ids. Runs of unknown processes are left alone."""
+    with write_transaction(db):
+        stale = [
+            run_id
+            for run_id, host, pid in db.execute(
+                "SELECT id, host, pid FROM runs WHERE outcome = 'running' ORDER BY id"
+            ).fetchall()
+            if host is not None and pid is not None and is_dead(host, pid)
+        ]
+        for run_id in stale:
+            db.execute(
+                "UPDATE runs SET outcome = 'crashed', finished_at = ?, error = ? "
+                "WHERE id = ? AND outcome = 'running'",
+                [at, reason, run_id],
+            )
+    return stale
 
 
 def finish_run(
@@ -670,12 +861,14 @@ def acquire_lock(
     owner: str,
     now: str,
     expires: str,
-    is_dead: Callable[[str], bool] = lambda _owner: False,
+    is_dead: Callable[[str], bool] | None = None,
 ) -> bool:
     """Take the lock ``name`` for ``owner`` until ``expires``; False if someone else holds it.
 
-    A lock whose expiry has passed, or whose owner ``is_dead``, is taken over.
+    A lock whose expiry has passed, or whose owner ``is_dead`` (by default: an owner
+    ``host:pid`` whose process on this host has ended), is taken over.
     """
+    is_dead = is_dead or owner_is_dead
     with write_transaction(db):
         row = db.execute("SELECT owner, expires_at FROM locks WHERE name = ?", [name]).fetchone()
         if row is not None and row[0] != owner and row[1] > now and not is_dead(row[0]):
@@ -689,13 +882,47 @@ def acquire_lock(
         return True
 
 
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lock's owner (``host:pid``) is a process of this host that has ended."""
+    host, _, pid = owner.rpartition(":")
+    return pid.isdigit() and process_is_dead(host, int(pid))
+
+
 def release_lock(db: sqlite_utils.Database, name: str, owner: str) -> None:
     """Give up the lock ``name`` if ``owner`` holds it."""
     with write_transaction(db):
         db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", [name, owner])
 
 
+RUN_NOT_COMPLETED = ("running", "interrupted", "crashed")
+
+
+def last_run(db: sqlite_utils.Database, source: str) -> tuple[str, str] | None:
+    """(started_at, outcome) of the newest run of ``source`` (by id: the clock may have
+    jumped), or None."""
+    row = db.execute(
+        "SELECT started_at, outcome FROM runs WHERE source = ? ORDER BY id DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def last_run_started(db: sqlite_utils.Database, source: str) -> str | None:
-    """When the newest run of ``source`` started, or None."""
-    row = db.execute("SELECT max(started_at) FROM runs WHERE source = ?", [source]).fetchone()
+    """When the newest run of ``source`` (by id: the clock may have jumped) started, or None."""
+    row = db.execute(
+        "SELECT started_at FROM runs WHERE source = ? ORDER BY id DESC LIMIT 1", [source]
+    ).fetchone()
     return row[0] if row else None
+
+
+def backup_store(db: sqlite_utils.Database, target: str | Path) -> None:
+    """Write a consistent copy of the store to ``target`` (which must not exist) with
+    ``VACUUM INTO``: safe while other processes write, unlike copying the file (whose
+    ``-wal`` holds the latest commits). Raises :class:`StoreError`."""
+    target = Path(target)
+    if target.exists():
+        raise StoreError(f"{target} already exists: choose a new file for the backup")
+    try:
+        db.execute("VACUUM INTO ?", [str(target)])
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot write the backup {target}: {exc}") from None

@@ -54,7 +54,7 @@ def source_health(
     """The health of ``source``; ``day_ago`` and ``week_ago`` are store timestamps."""
     last = db.execute(
         "SELECT started_at, finished_at, outcome, error FROM runs WHERE source = ? "
-        "ORDER BY started_at DESC LIMIT 1",
+        "ORDER BY id DESC LIMIT 1",  # by id: the clock may have been set back
         [source],
     ).fetchone() or (None, None, None, None)
     articles, removed = db.execute(
@@ -123,7 +123,7 @@ def article_status(db: sqlite_utils.Database, article_id: int, limit: int = 10) 
     fetches = tuple(
         db.execute(
             "SELECT at, outcome, http_status, reason FROM fetches WHERE article_id = ? "
-            "ORDER BY at DESC LIMIT ?",
+            "ORDER BY id DESC LIMIT ?",  # by id: the clock may have been set back
             [article_id, limit],
         ).fetchall()
     )
