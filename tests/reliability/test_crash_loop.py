@@ -4,7 +4,7 @@ named in a journal are out of line; the next run puts them back and, at the end,
 undisturbed run completes what was left.
 
 The figures (kills, kills that left files ahead of the store, files repaired, seconds)
-are printed (``pytest -s``) and recorded in docs/reliability-relstore.md.
+are printed (``pytest -s``) and recorded in docs/reliability.md.
 """
 
 from __future__ import annotations
