@@ -39,7 +39,7 @@ from crawler.recording import (
     timestamp,
 )
 from crawler.revisits import is_due
-from crawler.settings import Config, scrapy_settings, source_settings
+from crawler.settings import Config, process_settings, scrapy_settings, source_settings
 from crawler.sources import Source
 from crawler.store import (
     StoredArticle,
@@ -346,7 +346,7 @@ def _run_reactor(
     pool: ExtractionPool,
     recorder: BatchRecorder,
 ) -> list[Crawler]:
-    base = scrapy_settings(plan.config)
+    base = process_settings(plan.config)
     base.update(
         LOG_LEVEL="INFO" if plan.verbose else "CRITICAL", LOG_INSTALL_ROOT_HANDLER=plan.verbose
     )

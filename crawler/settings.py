@@ -251,6 +251,28 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
     }
 
 
+# What the CrawlerProcess itself reads: logging and the DNS resolver it installs on the
+# reactor (the address guard's second check). Scrapy copies the process's settings over
+# every crawler's (``CrawlerRunner.create_crawler``: ``crawler.settings.update(...)``), so
+# nothing a source sets may be among them: the whole baseline there had replaced each
+# source's concurrency, delay and downloader middlewares (retry backoff, circuit breaker).
+PROCESS_SETTINGS = (
+    "BOT_NAME",
+    "LOG_ENABLED",
+    "LOG_LEVEL",
+    "TWISTED_DNS_RESOLVER",
+    "ADDRESS_POLICY",
+    "RESOLVE",
+    "DNS_TIMEOUT",
+)
+
+
+def process_settings(config: Config) -> dict[str, Any]:
+    """The settings of a CrawlerProcess that runs crawlers with :func:`source_settings`."""
+    baseline = scrapy_settings(config)
+    return {name: baseline[name] for name in PROCESS_SETTINGS if name in baseline}
+
+
 def source_settings(config: Config, source: Source) -> dict[str, Any]:
     """Scrapy settings for crawling one source: the baseline, the source's politeness,
     AutoThrottle, backoff retries and the extraction and recording pipelines."""

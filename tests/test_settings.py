@@ -1,7 +1,14 @@
 import pytest
 
 from crawler.errors import ConfigError
-from crawler.settings import SETTINGS, load_config, scrapy_settings
+from crawler.settings import (
+    SETTINGS,
+    load_config,
+    process_settings,
+    scrapy_settings,
+    source_settings,
+)
+from crawler.sources import Source
 
 
 def test_defaults_environment_and_flags_in_order():
@@ -37,3 +44,15 @@ def test_scrapy_baseline_is_closed_and_bounded():
     assert settings["ROBOTSTXT_OBEY"] is True
     assert settings["REDIRECT_MAX_TIMES"] == 5
     assert "newsmonitor-crawler" in settings["USER_AGENT"] and "+http" in settings["USER_AGENT"]
+
+
+def test_the_crawl_process_carries_no_per_source_setting() -> None:
+    """Scrapy copies a CrawlerProcess's settings over each crawler's: a per-source value
+    among them would replace every source's own (concurrency, delay, middlewares)."""
+    config = load_config(environ={})
+    source = Source(name="s", type="urls", urls=("https://www.example.example/a",))
+    per_source = source_settings(config, source)
+    process = process_settings(config)
+    assert "TWISTED_DNS_RESOLVER" in process and "ADDRESS_POLICY" in process
+    for name in ("DOWNLOADER_MIDDLEWARES", "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_DELAY"):
+        assert name in per_source and name not in process
