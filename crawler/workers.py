@@ -67,11 +67,11 @@ class ExtractionPool:
         self.stats: Counter[str] = Counter()
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(preload))
+        # No process starts before the first page (an executor forks on its first submit):
+        # a revisit pass of 304s never pays for the forkserver's preload. A fresh pool's
+        # start-up is awaited in _started, off the reactor and outside the time limit.
         self._main = self._new_pool(self.workers)
         self._main_tasks = 0
-        # Boot the forkserver now (it imports the extraction code once, a second or two),
-        # so the first pages' time limit is not spent on it.
-        self._main.submit(os.getpid).result()
         self._alone: ProcessPoolExecutor | None = None
         self._retired: list[ProcessPoolExecutor] = []  # recycled, finishing their pages
         # Pools whose workers we killed for one page's sake; their other pages are innocent.
@@ -189,9 +189,6 @@ class ExtractionPool:
             self._retired = [old for old in self._retired if _busy(old)] + [pool]
         self._main = self._new_pool(self.workers)
         self._main_tasks = 0
-        # Boot the forkserver now (it imports the extraction code once, a second or two),
-        # so the first pages' time limit is not spent on it.
-        self._main.submit(os.getpid).result()
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=self._context)
