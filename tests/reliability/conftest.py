@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from faults import FaultServer
 from newssite import Entry
 from proc import no_leftovers
 from relsite import publish_articles, write_feed_sources
@@ -39,6 +40,19 @@ def newsroom(tmp_path: Path) -> Iterator[SiteServer]:
     root.mkdir()
     with SiteServer(root) as server:
         yield server
+
+
+@pytest.fixture
+def news(newsroom: SiteServer) -> SiteServer:
+    """The same fresh site as ``newsroom``, under the name the address and hardening tests use."""
+    return newsroom
+
+
+@pytest.fixture
+def fault_server(tmp_path: Path) -> Iterator[FaultServer]:
+    """A fresh ``faults.FaultServer`` (raw-socket faults besides the site's routes)."""
+    with FaultServer(tmp_path / "site") as running:
+        yield running
 
 
 @pytest.fixture

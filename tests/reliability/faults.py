@@ -419,6 +419,12 @@ def query(store: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def fetch_rows(store: Path) -> dict[str, tuple[str, str]]:
+    """Each fetched URL's last outcome and reason, from the store's fetch log."""
+    rows = query(store, "SELECT url, outcome, reason FROM fetches ORDER BY id")
+    return {url: (outcome, reason or "") for url, outcome, reason in rows}
+
+
 # -- a known article -------------------------------------------------------------------------
 
 ARTICLE_SLUG = "tagesschau-bahn-puenktlichkeit"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from faults import (
     ARTICLE_PATH,
     BINARIES,
     BOMB_ENCODINGS,
-    FaultServer,
     binary,
     bomb,
     challenge,
@@ -37,18 +35,12 @@ from crawler.fetches import FetchResult, body_problem
 from crawler.workers import ExtractionPool
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[FaultServer]:
-    with FaultServer(tmp_path / "site") as running:
-        yield running
-
-
-def crawl_routes(server, tmp_path, routes: dict[str, Reply], settings=None, runs: int = 1):
+def crawl_routes(fault_server, tmp_path, routes: dict[str, Reply], settings=None, runs: int = 1):
     """Serve ``routes``, crawl them as a urls source ``runs`` times; return the store
     and the last run."""
     for path, reply in routes.items():
-        server.set_route(path, reply)
-    urls = [server.url(path) for path in routes]
+        fault_server.set_route(path, reply)
+    urls = [fault_server.url(path) for path in routes]
     sources = write_sources(tmp_path / "s.toml", urls_source("bad", urls))
     store = tmp_path / "crawl.db"
     for _ in range(runs):
@@ -77,7 +69,7 @@ def russian_page(meta: str = "") -> str:
     )
 
 
-def test_a1_encodings_decode_the_same_way_every_time(server, tmp_path):
+def test_a1_encodings_decode_the_same_way_every_time(fault_server, tmp_path):
     utf8_broken = news_page(1).encode("utf-8").replace(b"Stadtrat", b"Stadt\xff\xferat")
     routes = {
         "/cp1251": Reply(200, russian_page().encode("cp1251"), {"Content-Type": "text/html"}),
@@ -89,7 +81,7 @@ def test_a1_encodings_decode_the_same_way_every_time(server, tmp_path):
             {"Content-Type": "text/html"},
         ),
     }
-    store, run = crawl_routes(server, tmp_path, routes, runs=2)
+    store, run = crawl_routes(fault_server, tmp_path, routes, runs=2)
     assert run.totals.get("unchanged", 0) + run.totals.get("not_modified", 0) == 3, run
     assert query(store, "SELECT count(*) FROM versions") == [(3,)]  # one each, no jitter
     texts = [text for (text,) in query(store, "SELECT text FROM versions")]
@@ -102,13 +94,13 @@ def test_a1_encodings_decode_the_same_way_every_time(server, tmp_path):
 # -- A2 huge pages, A3 bombs ----------------------------------------------------------------
 
 
-def test_a2_huge_page_is_too_large_with_and_without_content_length(server, tmp_path):
+def test_a2_huge_page_is_too_large_with_and_without_content_length(fault_server, tmp_path):
     page = html_reply(large_page(3 * 1024 * 1024))
     routes = {
         "/with-length": page,
         "/without-length": Reply(page.status, page.body, page.headers, send_length=False),
     }
-    store, run = crawl_routes(server, tmp_path, routes, {"CRAWLER_MAX_SIZE": "1000000"})
+    store, run = crawl_routes(fault_server, tmp_path, routes, {"CRAWLER_MAX_SIZE": "1000000"})
     assert outcomes(store) == {"with-length": "too_large", "without-length": "too_large"}
     assert query(store, "SELECT count(*) FROM versions") == [(0,)]
     assert run.returncode == 0
@@ -120,9 +112,9 @@ def test_a3_brotli_is_new_enough_to_cap_bombs():
 
 
 @pytest.mark.slow
-def test_a3_a_bomb_per_content_encoding_is_too_large(server, tmp_path):
+def test_a3_a_bomb_per_content_encoding_is_too_large(fault_server, tmp_path):
     routes = {f"/bomb-{i}": bomb(encoding) for i, encoding in enumerate(BOMB_ENCODINGS)}
-    store, run = crawl_routes(server, tmp_path, routes)  # the default 16 MiB limit
+    store, run = crawl_routes(fault_server, tmp_path, routes)  # the default 16 MiB limit
     got = outcomes(store)
     for i, encoding in enumerate(BOMB_ENCODINGS):
         # "gzip, gzip" is decoded layer by layer until the limit, or (one layer decoded)
@@ -136,12 +128,12 @@ def test_a3_a_bomb_per_content_encoding_is_too_large(server, tmp_path):
 # -- A4 binary as HTML ------------------------------------------------------------------------
 
 
-def test_a4_binary_served_as_html_is_unsupported_type(server, tmp_path):
+def test_a4_binary_served_as_html_is_unsupported_type(fault_server, tmp_path):
     routes = {f"/{kind}": binary(kind) for kind in BINARIES}
     routes["/octet-html"] = Reply(
         200, news_page(7).encode(), {"Content-Type": "application/octet-stream"}
     )
-    store, _ = crawl_routes(server, tmp_path, routes)
+    store, _ = crawl_routes(fault_server, tmp_path, routes)
     expected = {kind: "unsupported_type" for kind in BINARIES}
     assert outcomes(store) == {**expected, "octet-html": "new"}
 
@@ -164,21 +156,21 @@ def test_a4_the_sniffer_decides_before_extraction(kind):
 # -- A5 empty and truncated -------------------------------------------------------------------
 
 
-def test_a5_empty_whitespace_and_truncated_bodies(server, tmp_path):
+def test_a5_empty_whitespace_and_truncated_bodies(fault_server, tmp_path):
     routes = {
         "/zero": Reply(200, b"", {"Content-Type": "text/html", "Content-Length": "0"}),
         "/whitespace": html_reply(" \n\t \n"),
         "/markup-only": html_reply("<html></html>"),
         "/truncated": reset_after(5_000, 100_000, rst=False),
     }
-    store, _ = crawl_routes(server, tmp_path, routes)
+    store, _ = crawl_routes(fault_server, tmp_path, routes)
     assert outcomes(store) == {
         "zero": "empty",
         "whitespace": "empty",
         "markup-only": "empty",
         "truncated": "data_loss",
     }
-    assert server.hits["/truncated"] == 2  # retried once (RETRY_TIMES=1 in the tests)
+    assert fault_server.hits["/truncated"] == 2  # retried once (RETRY_TIMES=1 in the tests)
 
 
 # -- A6 malformed HTML, A7 pathological DOMs ----------------------------------------------------
@@ -193,9 +185,9 @@ MALFORMED = {
 }
 
 
-def test_a6_malformed_html_gives_text_or_a_reason_never_a_crash(server, tmp_path):
+def test_a6_malformed_html_gives_text_or_a_reason_never_a_crash(fault_server, tmp_path):
     routes = {f"/{name}": html_reply(html) for name, html in MALFORMED.items()}
-    store, run = crawl_routes(server, tmp_path, routes)
+    store, run = crawl_routes(fault_server, tmp_path, routes)
     got = outcomes(store)
     assert set(got) == set(MALFORMED)
     assert "extract_failed" not in got.values() and "extract_timeout" not in got.values()
@@ -218,11 +210,11 @@ PATHOLOGICAL = {
 }
 
 
-def test_a7_extraction_time_limit_and_the_crawl_goes_on(server, tmp_path):
+def test_a7_extraction_time_limit_and_the_crawl_goes_on(fault_server, tmp_path):
     routes = {f"/{name}": html_reply(html) for name, html in PATHOLOGICAL.items()}
     routes.update({f"/good-{n}": html_reply(news_page(20 + n)) for n in range(4)})
     started = time.monotonic()
-    store, run = crawl_routes(server, tmp_path, routes, {"CRAWLER_EXTRACT_TIMEOUT": "2"})
+    store, run = crawl_routes(fault_server, tmp_path, routes, {"CRAWLER_EXTRACT_TIMEOUT": "2"})
     got = outcomes(store)
     assert got["colspan-table"] == "extract_timeout"  # minutes of work without the limit
     assert got["nested-divs"] in ("no_text", "too_short", "extract_timeout", "empty")
@@ -258,21 +250,21 @@ def test_a7_pool_replaces_hung_and_dead_workers():
 # -- A9 challenge pages, A10 soft 404 and removal ----------------------------------------------
 
 
-def test_a9_challenge_pages_are_blocked_not_articles(server, tmp_path):
+def test_a9_challenge_pages_are_blocked_not_articles(fault_server, tmp_path):
     routes = {f"/{kind}": challenge(kind) for kind in ("cloudflare", "consent", "paywall")}
-    store, _ = crawl_routes(server, tmp_path, routes)
+    store, _ = crawl_routes(fault_server, tmp_path, routes)
     assert outcomes(store) == {"cloudflare": "blocked", "consent": "blocked", "paywall": "paywall"}
     assert query(store, "SELECT count(*) FROM articles") == [(0,)]
 
 
-def test_a10_soft_404_is_suspect_and_removal_needs_two_404s(server, tmp_path):
-    publish_article(server)
-    url = server.url(ARTICLE_PATH)
+def test_a10_soft_404_is_suspect_and_removal_needs_two_404s(fault_server, tmp_path):
+    publish_article(fault_server)
+    url = fault_server.url(ARTICLE_PATH)
     pattern = 'soft_404 = "<title>Seite nicht gefunden"'
     sources = write_sources(tmp_path / "s.toml", urls_source("a10", [url], pattern))
     store = tmp_path / "crawl.db"
     assert run_crawl(store, sources).totals.get("new") == 1
-    server.set_route(ARTICLE_PATH, soft_404())
+    fault_server.set_route(ARTICLE_PATH, soft_404())
     run_crawl(store, sources)
     assert query(store, "SELECT outcome FROM fetches ORDER BY id DESC LIMIT 1") == [
         ("gone_suspect",)
@@ -280,27 +272,27 @@ def test_a10_soft_404_is_suspect_and_removal_needs_two_404s(server, tmp_path):
     assert query(store, "SELECT kind FROM events") == [("new",)]
     assert query(store, "SELECT status FROM articles") == [("live",)]
     # The article comes back: the suspicion is dropped, nothing was ever removed.
-    server.clear_route(ARTICLE_PATH)
+    fault_server.clear_route(ARTICLE_PATH)
     run_crawl(store, sources)
     assert query(store, "SELECT gone_since FROM articles") == [(None,)]
     # A real 410, twice (confirm_removal_after = 0s in urls_source): one removal event.
-    server.set_route(ARTICLE_PATH, status(410))
+    fault_server.set_route(ARTICLE_PATH, status(410))
     run_crawl(store, sources)
     assert query(store, "SELECT status FROM articles") == [("live",)]
     run_crawl(store, sources)
     assert query(store, "SELECT kind FROM events ORDER BY id") == [("new",), ("removed",)]
 
 
-def test_a10_removal_waits_for_confirm_removal_after(server, tmp_path):
-    publish_article(server)
+def test_a10_removal_waits_for_confirm_removal_after(fault_server, tmp_path):
+    publish_article(fault_server)
     extra = 'revisit = { interval = "0s", confirm_removal_after = "1h" }'
-    body = urls_source("a10", [server.url(ARTICLE_PATH)]).replace(
+    body = urls_source("a10", [fault_server.url(ARTICLE_PATH)]).replace(
         'revisit = { interval = "0s", confirm_removal_after = "0s" }', extra
     )
     sources = write_sources(tmp_path / "s.toml", body)
     store = tmp_path / "crawl.db"
     run_crawl(store, sources)
-    server.set_route(ARTICLE_PATH, status(404))
+    fault_server.set_route(ARTICLE_PATH, status(404))
     run_crawl(store, sources)
     # Due again only after the confirmation time: a run now does not check it at all.
     run = run_crawl(store, sources)

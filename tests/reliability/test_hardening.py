@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from faults import fetch_rows, query
 from newssite import GERMAN, Entry, publish
 from scrapy.settings import Settings
-from servers import Reply, SiteServer, cli_command, cli_env, html_reply, run_cli
+from servers import Reply, cli_command, cli_env, html_reply, run_cli
 
 from crawler.addresses import NOTHING
 from crawler.settings import load_config, scrapy_settings, source_settings
@@ -22,25 +22,6 @@ from crawler.sources import Source
 from spiders import spider_for
 from spiders.page import PageSpider
 from spiders.sitemap import plausible_date
-
-
-@pytest.fixture
-def news(tmp_path: Path):
-    root = tmp_path / "site"
-    root.mkdir()
-    with SiteServer(root) as server:
-        yield server
-
-
-def fetch_rows(store: Path) -> dict[str, tuple[str, str]]:
-    with sqlite3.connect(store) as conn:
-        rows = conn.execute("SELECT url, outcome, reason FROM fetches ORDER BY id").fetchall()
-    return {url: (outcome, reason or "") for url, outcome, reason in rows}
-
-
-def query(store: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(store) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def crawl(tmp_path: Path, body: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -10,8 +10,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from faults import fetch_rows
 from newssite import GERMAN, Entry, article_html, publish
-from servers import Reply, SiteServer, run_cli
+from servers import Reply, run_cli
 
 SPELLINGS = (
     "127.0.0.1",
@@ -22,20 +23,6 @@ SPELLINGS = (
     "[::ffff:127.0.0.1]",
     "[::1]",
 )
-
-
-@pytest.fixture
-def news(tmp_path: Path):
-    root = tmp_path / "site"
-    root.mkdir()
-    with SiteServer(root) as server:
-        yield server
-
-
-def fetch_rows(store: Path) -> dict[str, tuple[str, str]]:
-    with sqlite3.connect(store) as conn:
-        rows = conn.execute("SELECT url, outcome, reason FROM fetches ORDER BY id").fetchall()
-    return {url: (outcome, reason or "") for url, outcome, reason in rows}
 
 
 def count(store: Path, sql: str) -> int:
