@@ -113,11 +113,17 @@ def tree_memory_mb(root: int) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
-def run_measured(command: list[str], cwd: Path) -> dict[str, Any]:
-    """Run ``command``; return its wall time, peak tree RSS/PSS, exit code and stdout."""
+def run_measured(
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    ok_codes: tuple[int, ...] = (0,),
+) -> dict[str, Any]:
+    """Run ``command``; return its wall time, peak tree RSS/PSS and stdout. An exit code
+    outside ``ok_codes`` or a traceback on stderr raises."""
     started = time.monotonic()
     process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak = [0.0, 0.0]
     done = threading.Event()
@@ -134,7 +140,7 @@ def run_measured(command: list[str], cwd: Path) -> dict[str, Any]:
     wall = time.monotonic() - started
     done.set()
     poller.join()
-    if process.returncode != 0:
+    if process.returncode not in ok_codes or "Traceback" in stderr:
         raise RuntimeError(f"{command[:3]} exited {process.returncode}:\n{stderr[-3000:]}")
     return {
         "wall": wall,

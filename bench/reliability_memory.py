@@ -29,11 +29,9 @@ import os
 import platform
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "tests"), str(ROOT / "tests" / "reliability")]
 
-from crawl import tree_memory_mb  # noqa: E402  (bench/crawl.py: tree RSS/PSS from /proc)
+from crawl import run_measured  # noqa: E402  (bench/crawl.py: wall time, tree RSS/PSS)
 from faults import (  # noqa: E402
     BOMB_ENCODINGS,
     FaultServer,
@@ -117,7 +115,8 @@ def main() -> int:
             env["CRAWLER_ALLOW_PRIVATE_ADDRESSES"] = "1"
             command = [str(CRAWLER), "crawl", "--sources", str(sources), "--json"]
             command += ["--store", str(store)]
-            measured = measure(command, work, env)
+            # Exit 1 is expected (the hostile source has failed checks); a traceback is not.
+            measured = run_measured(command, work, env, ok_codes=(0, 1))
             with sqlite3.connect(store) as conn:
                 outcomes = dict(
                     conn.execute("SELECT outcome, count(*) FROM fetches GROUP BY outcome")
@@ -138,37 +137,6 @@ def main() -> int:
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     print(json.dumps(result, indent=2))
     return 0
-
-
-def measure(command: list[str], cwd: Path, env: dict[str, str]) -> dict:
-    """Run ``command``; its wall time and the peak RSS/PSS of its process tree. Exit 1 is
-    expected (the hostile source has failed checks); a traceback is not."""
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    peak = [0.0, 0.0]
-    done = threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            rss, pss = tree_memory_mb(process.pid)
-            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
-            done.wait(0.1)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    _, stderr = process.communicate()
-    done.set()
-    poller.join()
-    if process.returncode not in (0, 1) or "Traceback" in stderr:
-        raise RuntimeError(f"crawl exited {process.returncode}:\n{stderr[-3000:]}")
-    return {
-        "wall": time.monotonic() - started,
-        "peak_rss_mb": round(peak[0], 1),
-        "peak_pss_mb": round(peak[1], 1),
-        "load": os.getloadavg()[0],
-    }
 
 
 if __name__ == "__main__":
