@@ -76,11 +76,14 @@ class FetchResult:
     @property
     def outcome(self) -> str | None:
         """The failed check's reason in the fetches log (None for a response to extract):
-        an HTTP error is ``rate_limited`` (429), ``server_error`` (5xx) or ``client_error``."""
+        an HTTP error is ``rate_limited`` (429), ``server_error`` (5xx), ``redirect_refused``
+        (a 3xx not followed: to a scheme other than http or https) or ``client_error``."""
         if self.failure != "http_error":
             return self.failure
         if self.status == 429:
             return "rate_limited"
+        if self.status is not None and 300 <= self.status < 400:
+            return "redirect_refused"
         if self.status is not None and self.status >= 500:
             return "server_error"
         return "client_error"

@@ -145,8 +145,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "bytes": "Size of the response body.",
             "elapsed_ms": "Download time in milliseconds.",
             "outcome": "new, changed, unchanged, not_modified, removed, rebaselined, or a "
-            "failure (timeout, server_error, client_error, rate_limited, blocked, too_large, "
-            "unsupported_type, extract_timeout, gone_suspect, …).",
+            "failure (timeout, server_error, client_error, redirect_refused, rate_limited, "
+            "blocked, too_large, unsupported_type, extract_timeout, gone_suspect, …).",
             "reason": "Details of a failure.",
             "source": "The source whose crawl made this fetch (empty for crawler fetch).",
         },

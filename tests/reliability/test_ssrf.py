@@ -151,7 +151,7 @@ def test_redirect_hops_into_private_space_are_refused(news, tmp_path):
     assert "internal.example resolves to 10.0.0.5" in named[1]
     assert rows[f"http://news.example:{port}{target}"][0] in ("new", "unchanged")
     assert rows[f"http://2130706433:{port}{target}"][0] in ("new", "unchanged")
-    assert rows[news.url("/to-file")] == ("http_error", "HTTP 302")  # file: never fetched
+    assert rows[news.url("/to-file")] == ("redirect_refused", "HTTP 302")  # file: never fetched
     assert count(store, "SELECT count(*) FROM articles") == 1
     assert count(store, "SELECT count(*) FROM events WHERE kind = 'removed'") == 0
 
