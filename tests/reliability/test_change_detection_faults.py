@@ -227,7 +227,7 @@ def _set_old_extractor(store: Path) -> None:
 
     conn = sqlite3.connect(store)
     with conn:
-        conn.execute("UPDATE versions SET extractor = 'trafilatura 1.0.0; extraction 0'")
+        conn.execute("UPDATE version_rows SET extractor = 'trafilatura 1.0.0; extraction 0'")
     conn.close()
 
 
