@@ -137,6 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
             site.stopping.wait(HANG_LIMIT_SECONDS)
             return
         reply = site.reply_for(request)
+        self._send(reply, send_body)
+
+    def _send(self, reply: Reply, send_body: bool) -> None:
+        """Write ``reply``: status, headers (Content-Length unless it opts out), body."""
         self.send_response(reply.status)
         headers = dict(reply.headers)
         if reply.send_length:

@@ -285,15 +285,7 @@ class _FaultHandler(_Handler):
             with contextlib.suppress(OSError):  # the client gave up first: expected
                 reply.write(self.connection, site.stopping)
             return
-        self.send_response(reply.status)
-        headers = dict(reply.headers)
-        if reply.send_length:
-            headers.setdefault("Content-Length", str(len(reply.body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if send_body and reply.body:
-            self.wfile.write(reply.body)
+        self._send(reply, send_body)
 
 
 class _FaultHTTPServer(_HTTPServer):
